@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Configures and builds maintune into build/ (or $MT_BUILD_DIR) with all cores, ccache and PCH.
+# Extra arguments go to cmake's configure step (e.g. -DMAINTUNE_ASAN=ON).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+source "$here/env.sh"
+py="$(mt_find_python)" || { echo "build: no torch $MT_TORCH_VERSION found; run scripts/setup.sh first" >&2; exit 1; }
+prefix="$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+build="${MT_BUILD_DIR:-$root/build}"
+# PCH and ccache: let ccache reuse objects compiled against a precompiled header.
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" -DMT_PYTHON="$py" \
+  -DPython3_EXECUTABLE="$py" "$@" >/dev/null
+cmake --build "$build" -j "$(nproc)"

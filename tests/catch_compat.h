@@ -1,0 +1,10 @@
+// One include for Catch2 v2 (Debian 12: catch2 2.13, single header) and v3 (GPU image: 3.4), so
+// the same tests compile on both machines. Tests include this, never Catch2 directly.
+#pragma once
+#if __has_include(<catch2/catch_all.hpp>)
+#include <catch2/catch_all.hpp>
+#define MT_CATCH_V3 1
+#else
+#include <catch2/catch.hpp>
+#define MT_CATCH_V3 0
+#endif
