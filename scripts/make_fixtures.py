@@ -65,7 +65,7 @@ def llama3_config():
             factor=8.0,
             low_freq_factor=1.0,
             high_freq_factor=4.0,
-            original_max_position_embeddings=32,
+            original_max_position_embeddings=64,
         ),
         tie_word_embeddings=False,
     )

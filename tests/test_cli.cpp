@@ -1,0 +1,151 @@
+// The maintune binary end to end: `generate` and `score` on a fixture model give transformers'
+// results, and bad command lines and bad inputs exit non-zero with a message naming the place.
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <sstream>
+
+#include "models/safetensors.h"
+#include "tests/test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<nlohmann::json> parse_lines(const std::string& out) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+}  // namespace
+
+TEST_CASE("cli: generate prints transformers' greedy continuations, one line per prompt", "[cli]") {
+  const auto model = mt::test::fixture("mistral");
+  const auto g = nlohmann::json::parse(mt::test::read_file(model / "expected_generate.json"));
+  auto dir = mt::test::temp_dir("cli_gen");
+  std::string data;
+  for (const auto& p : g["prompts"]) data += nlohmann::json{{"prompt_ids", p}}.dump() + "\n\n";  // blank lines ok
+  mt::test::write_file(dir / "prompts.jsonl", data);
+  auto r = mt::test::run_maintune("generate --model " + q(model) + " --data " + q(dir / "prompts.jsonl") +
+                                  " --max-new-tokens 10 --stop-ids none --batch-size 2");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  auto lines = parse_lines(r.output);
+  REQUIRE(lines.size() == g["prompts"].size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    CHECK(lines[i]["generated_ids"] == g["greedy"][i]);
+    CHECK(lines[i]["finish_reason"] == "length");
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("cli: score prints the NLL of the targets", "[cli]") {
+  const auto model = mt::test::fixture("qwen2");
+  mt::SafetensorsFile expected(model / "expected.safetensors");
+  at::Tensor ids = expected.load("input_ids");
+  at::Tensor nll = expected.load("token_nll").to(at::kDouble);
+  auto dir = mt::test::temp_dir("cli_score");
+  std::string data;
+  for (int64_t b = 0; b < ids.size(0); ++b) {
+    std::vector<int64_t> row(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + ids.size(1));
+    data += nlohmann::json{{"prompt_ids", std::vector<int64_t>(row.begin(), row.begin() + 4)},
+                           {"target_ids", std::vector<int64_t>(row.begin() + 4, row.end())}}.dump() + "\n";
+  }
+  mt::test::write_file(dir / "pairs.jsonl", data);
+  auto r = mt::test::run_maintune("score --model " + q(model) + " --data " + q(dir / "pairs.jsonl"));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  auto lines = parse_lines(r.output);
+  REQUIRE(lines.size() == 2);
+  for (int64_t b = 0; b < 2; ++b) {
+    const double want = nll[b].narrow(0, 3, ids.size(1) - 4).sum().item<double>();
+    CHECK(lines[static_cast<size_t>(b)]["n_tokens"] == ids.size(1) - 4);
+    CHECK(std::abs(lines[static_cast<size_t>(b)]["nll_sum"].get<double>() - want) < 1e-3);
+    CHECK(std::abs(lines[static_cast<size_t>(b)]["nll_mean"].get<double>() - want / (ids.size(1) - 4)) < 1e-4);
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("cli: help and usage errors", "[cli][bad-input]") {
+  auto r = mt::test::run_maintune("--help");
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("generate") != std::string::npos);
+  CHECK(r.output.find("score") != std::string::npos);
+  r = mt::test::run_maintune("generate --help");
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("--max-new-tokens") != std::string::npos);
+  r = mt::test::run_maintune("");
+  CHECK(r.exit_code == 2);
+  r = mt::test::run_maintune("frobnicate");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("unknown command 'frobnicate'") != std::string::npos);
+  r = mt::test::run_maintune("score --data x.jsonl");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("--model") != std::string::npos);
+  r = mt::test::run_maintune("generate --model m --data d --max-new-token 3");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("unknown option --max-new-token") != std::string::npos);
+  r = mt::test::run_maintune("generate --model " + q(mt::test::fixture("qwen2")) + " --data x --batch-size two");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("--batch-size") != std::string::npos);
+}
+
+TEST_CASE("cli: bad input files name the file and line and exit 1", "[cli][bad-input]") {
+  const auto model = mt::test::fixture("qwen2");
+  auto dir = mt::test::temp_dir("cli_bad");
+  struct Case {
+    std::string name, content, expect;
+  };
+  const std::vector<Case> cases = {
+      {"bad_json.jsonl", "{\"prompt_ids\": [1, 2]}\n\n{\"prompt_ids\": [1, 2\n", "bad_json.jsonl:3: invalid JSON"},
+      {"not_object.jsonl", "[1, 2, 3]\n", "not_object.jsonl:1: expected a JSON object"},
+      {"missing.jsonl", "{\"prompt\": [1]}\n", "missing.jsonl:1: missing field 'prompt_ids'"},
+      {"not_int.jsonl", "{\"prompt_ids\": [1, \"a\"]}\n", "not_int.jsonl:1: field 'prompt_ids'[1]"},
+      {"range.jsonl", "{\"prompt_ids\": [1]}\n{\"prompt_ids\": [99999]}\n", "token id 99999"},
+      {"empty.jsonl", "{\"prompt_ids\": []}\n", "empty"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    mt::test::write_file(dir / c.name, c.content);
+    auto r = mt::test::run_maintune("generate --model " + q(model) + " --data " + q(dir / c.name) + " --max-new-tokens 2");
+    INFO(r.output);
+    CHECK(r.exit_code == 1);
+    CHECK(r.output.find(c.expect) != std::string::npos);
+    CHECK(r.output.find("maintune: error:") != std::string::npos);
+  }
+  // score: token out of range names the line; a missing data file names the file.
+  mt::test::write_file(dir / "score.jsonl",
+                       "{\"prompt_ids\": [1], \"target_ids\": [2]}\n{\"prompt_ids\": [1], \"target_ids\": [256]}\n");
+  auto r = mt::test::run_maintune("score --model " + q(model) + " --data " + q(dir / "score.jsonl"));
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("score.jsonl:2: token id 256") != std::string::npos);
+  r = mt::test::run_maintune("score --model " + q(model) + " --data " + q(dir / "nope.jsonl"));
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("nope.jsonl: cannot open") != std::string::npos);
+
+  // A model directory with a truncated weights file.
+  auto broken = dir / "broken_model";
+  fs::create_directories(broken);
+  fs::copy_file(model / "config.json", broken / "config.json");
+  std::string weights = mt::test::read_file(model / "model.safetensors");
+  mt::test::write_file(broken / "model.safetensors", weights.substr(0, weights.size() / 2));
+  mt::test::write_file(dir / "ok.jsonl", "{\"prompt_ids\": [1]}\n");
+  r = mt::test::run_maintune("generate --model " + q(broken) + " --data " + q(dir / "ok.jsonl"));
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("model.safetensors") != std::string::npos);
+
+  // --device cuda where there is none (this binary is also run on the GPU machine: skip there).
+  if (!at::hasCUDA()) {
+    r = mt::test::run_maintune("generate --model " + q(model) + " --data " + q(dir / "ok.jsonl") + " --device cuda");
+    CHECK(r.exit_code == 1);
+    CHECK(r.output.find("no CUDA device") != std::string::npos);
+  }
+  fs::remove_all(dir);
+}

@@ -1,0 +1,40 @@
+// A small command-line option parser for the subcommands: `--name value` and `--flag`, every
+// option declared up front so a typo is an error rather than silently ignored.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace mt::cli {
+
+struct OptionSpec {
+  std::string name;      // without the leading "--"
+  bool takes_value = true;
+  std::string help;
+  std::string default_value;  // shown in help; "" = none
+};
+
+struct Args {
+  std::map<std::string, std::string> values;
+  std::set<std::string> flags;
+  bool help = false;
+
+  bool has(const std::string& name) const { return values.count(name) > 0 || flags.count(name) > 0; }
+  std::string get(const std::string& name, const std::string& fallback = "") const;
+  std::string require(const std::string& name) const;  // throws UsageError when absent
+  int64_t get_int(const std::string& name, int64_t fallback) const;
+  double get_double(const std::string& name, double fallback) const;
+  std::vector<int64_t> get_int_list(const std::string& name) const;  // "1,2,3"
+};
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+Args parse_args(int argc, char** argv, const std::vector<OptionSpec>& spec);
+std::string format_help(const std::string& usage, const std::vector<OptionSpec>& spec);
+
+}  // namespace mt::cli

@@ -1,0 +1,20 @@
+// The maintune subcommands. Each takes the arguments after its name, prints its results to stdout
+// (JSONL) and its progress to stderr, and returns the process exit code.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "models/checkpoint_dir.h"
+#include "trainer/cli/args.h"
+
+namespace mt::cli {
+
+int cmd_generate(int argc, char** argv);
+int cmd_score(int argc, char** argv);
+
+// Shared by the model-using subcommands: --model, --device, --dtype.
+std::vector<OptionSpec> model_options();
+// Loads the model the options name. On CPU the default dtype is fp32 (exact), on CUDA bfloat16.
+LoadedModel load_model_from_args(const Args& args);
+
+}  // namespace mt::cli

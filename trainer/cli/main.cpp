@@ -1,0 +1,48 @@
+// The maintune binary: dispatches to one subcommand. Errors in input are reported as
+// "maintune: error: ..." with exit code 1; misuse of the command line prints usage, exit code 2.
+#include <c10/util/Exception.h>
+
+#include <cstring>
+#include <iostream>
+
+#include "models/error.h"
+#include "trainer/cli/commands.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: maintune <command> [options]\n"
+    "\n"
+    "Commands:\n"
+    "  generate   generate continuations for token-id prompts (KV cache, greedy or sampled)\n"
+    "  score      negative log-likelihood of target tokens given prompts, in fp32\n"
+    "\n"
+    "Run 'maintune <command> --help' for a command's options.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  try {
+    if (cmd == "generate") return mt::cli::cmd_generate(argc - 2, argv + 2);
+    if (cmd == "score") return mt::cli::cmd_score(argc - 2, argv + 2);
+    std::cerr << "maintune: unknown command '" << cmd << "'\n\n" << kUsage;
+    return 2;
+  } catch (const mt::cli::UsageError& e) {
+    std::cerr << "maintune " << cmd << ": " << e.what() << " (see 'maintune " << cmd << " --help')\n";
+    return 2;
+  } catch (const mt::Error& e) {
+    std::cerr << "maintune: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "maintune: error: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "maintune: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,40 @@
+// --model / --device / --dtype handling shared by generate and score.
+#include <ATen/Context.h>
+#include <fmt/format.h>
+
+#include "models/error.h"
+#include "trainer/cli/commands.h"
+
+namespace mt::cli {
+
+std::vector<OptionSpec> model_options() {
+  return {
+      {"model", true, "Hugging Face model directory (config.json + safetensors)", ""},
+      {"device", true, "cpu or cuda (cuda:N for another GPU)", "cpu"},
+      {"dtype", true, "auto (as stored), bf16, fp16 or fp32", "fp32 on cpu, bf16 on cuda"},
+  };
+}
+
+LoadedModel load_model_from_args(const Args& args) {
+  const std::string device_name = args.get("device", "cpu");
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(device_name);
+  } catch (const c10::Error&) {
+    throw UsageError(fmt::format("--device: unknown device '{}' (use cpu or cuda)", device_name));
+  }
+  if (device.is_cuda() && !at::hasCUDA())
+    throw Error(fmt::format("--device {}: no CUDA device is available on this machine", device_name));
+  if (!device.is_cpu() && !device.is_cuda())
+    throw UsageError(fmt::format("--device: unsupported device '{}' (use cpu or cuda)", device_name));
+  const std::string dtype_name = args.get("dtype", device.is_cuda() ? "bf16" : "fp32");
+  std::optional<at::ScalarType> dtype;
+  try {
+    dtype = parse_dtype_option(dtype_name);
+  } catch (const Error& e) {
+    throw UsageError(fmt::format("--dtype: {}", e.what()));
+  }
+  return load_model_dir(args.require("model"), device, dtype);
+}
+
+}  // namespace mt::cli

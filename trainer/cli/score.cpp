@@ -1,0 +1,60 @@
+// `maintune score`: negative log-likelihood of target tokens given a prompt for each JSONL line
+// {"prompt_ids": [...], "target_ids": [...]}, printing {"nll_sum", "nll_mean", "n_tokens"} per line.
+// Log-probabilities are taken in fp32 (the default dtype on CPU is fp32 end to end).
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "models/error.h"
+#include "models/score.h"
+#include "trainer/cli/commands.h"
+#include "trainer/jsonl.h"
+
+namespace mt::cli {
+
+int cmd_score(int argc, char** argv) {
+  std::vector<OptionSpec> spec = model_options();
+  spec.insert(spec.end(), {
+      {"data", true, "JSONL file, one {\"prompt_ids\": [...], \"target_ids\": [...]} per line", ""},
+      {"batch-size", true, "lines scored together", "8"},
+  });
+  const Args args = parse_args(argc, argv, spec);
+  if (args.help) {
+    std::cout << format_help("usage: maintune score --model DIR --data FILE [options]", spec);
+    return 0;
+  }
+  args.require("model");
+  const std::string data = args.require("data");
+  const int64_t batch = args.get_int("batch-size", 8);
+  if (batch <= 0) throw UsageError("--batch-size must be positive");
+  std::vector<ScoreRequest> requests;
+  std::vector<std::string> where;
+  for_each_jsonl(data, [&](const nlohmann::json& obj, int64_t line) {
+    const std::string w = fmt::format("{}:{}", data, line);
+    requests.push_back({json_token_ids(obj, "prompt_ids", w), json_token_ids(obj, "target_ids", w)});
+    where.push_back(w);
+  });
+  LoadedModel loaded = load_model_from_args(args);
+  // Validate each line on its own first so an error names the line, not a batch.
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto& r = requests[i];
+    const int64_t V = loaded.model.config.vocab_size;
+    for (const auto* ids : {&r.prompt_ids, &r.target_ids})
+      for (int64_t id : *ids)
+        if (id < 0 || id >= V)
+          throw Error(fmt::format("{}: token id {} is outside the vocabulary [0, {})", where[i], id, V));
+    if (r.prompt_ids.empty()) throw Error(fmt::format("{}: 'prompt_ids' is empty (add BOS)", where[i]));
+    if (static_cast<int64_t>(r.prompt_ids.size() + r.target_ids.size()) > loaded.model.config.max_position_embeddings)
+      throw Error(fmt::format("{}: prompt + target exceed max_position_embeddings {}", where[i],
+                              loaded.model.config.max_position_embeddings));
+  }
+  const std::vector<NllResult> results = score_nll(loaded.model, requests, batch);
+  for (const auto& r : results) {
+    nlohmann::json j = {{"nll_sum", r.nll_sum}, {"nll_mean", r.nll_mean()}, {"n_tokens", r.n_tokens}};
+    std::cout << j.dump() << "\n";
+  }
+  std::cout.flush();
+  return 0;
+}
+
+}  // namespace mt::cli
