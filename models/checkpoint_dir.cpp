@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <set>
 
 #include "models/error.h"
 #include "models/safetensors.h"
@@ -94,6 +95,21 @@ const char* dtype_config_name(at::ScalarType t) {
   }
 }
 
+// After a save, weight files of an earlier save (a sharded set, or a model.safetensors, or an index
+// now unneeded) must go: the loader prefers an index, and stale shards would be loaded silently.
+// Only HF's reserved weight names are touched, as transformers' save_pretrained does.
+void remove_stale_weight_files(const fs::path& dir, const std::vector<fs::path>& written) {
+  std::set<std::string> keep;
+  for (const auto& p : written) keep.insert(p.filename().string());
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    const bool is_shard = name.rfind("model-", 0) == 0 && name.find("-of-") != std::string::npos &&
+                          name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0;
+    const bool is_weights = is_shard || name == "model.safetensors" || name == "model.safetensors.index.json";
+    if (is_weights && keep.count(name) == 0) fs::remove(e.path());
+  }
+}
+
 }  // namespace
 
 void save_model_dir(const Transformer& model, const GenerationDefaults& generation, const fs::path& dir,
@@ -101,7 +117,8 @@ void save_model_dir(const Transformer& model, const GenerationDefaults& generati
   fs::create_directories(dir);
   NamedTensors tensors;
   for (const auto& [name, t] : model.params) tensors.emplace_back(name, t.detach().to(at::kCPU).contiguous());
-  write_sharded_safetensors(dir, tensors, max_shard_bytes);
+  const std::vector<fs::path> written = write_sharded_safetensors(dir, tensors, max_shard_bytes);
+  remove_stale_weight_files(dir, written);
   nlohmann::json config = model.config.raw;
   // Record the dtype the weights are now stored in, in the key the file already uses.
   const char* dtype_key = config.contains("torch_dtype") ? "torch_dtype" : "dtype";

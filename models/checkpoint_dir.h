@@ -38,7 +38,8 @@ LoadedModel load_model_dir(const std::filesystem::path& dir, c10::Device device,
                            std::optional<at::ScalarType> dtype = std::nullopt);
 
 // Writes config.json, generation_config.json (when known) and weights (sharded above
-// max_shard_bytes, HF naming). Tensors are written in their current dtype from CPU copies.
+// max_shard_bytes, HF naming). Tensors are written in their current dtype from CPU copies. Weight
+// files of an earlier save in `dir` that this save did not write are removed.
 void save_model_dir(const Transformer& model, const GenerationDefaults& generation, const std::filesystem::path& dir,
                     uint64_t max_shard_bytes = 5ull * 1000 * 1000 * 1000);
 

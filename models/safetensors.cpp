@@ -15,12 +15,11 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <system_error>
-
-#include <nlohmann/json.hpp>
 
 #include "models/error.h"
 
@@ -157,7 +156,8 @@ std::map<std::string, at::Tensor> load_indexed(const fs::path& dir, const fs::pa
   for (const auto& item : wm->items()) {
     const std::string& name = item.key();
     if (!item.value().is_string()) {
-      throw Error(idx + ": weight_map['" + name + "']: shard file name must be a string, got " + item.value().dump());
+      throw Error(idx + ": weight_map['" + name + "']: shard file name must be a string, got " +
+                  item.value().dump());
     }
     const std::string& file = item.value().get_ref<const std::string&>();
     if (!is_plain_file_name(file)) {
@@ -173,13 +173,14 @@ std::map<std::string, at::Tensor> load_indexed(const fs::path& dir, const fs::pa
     const fs::path shard_path = dir / file;
     std::error_code ec;
     if (!fs::exists(shard_path, ec)) {
-      throw Error(idx + ": shard '" + file + "' (named for tensor '" + names.front() + "') does not exist in " +
-                  dir.string());
+      throw Error(idx + ": shard '" + file + "' (named for tensor '" + names.front() +
+                  "') does not exist in " + dir.string());
     }
     SafetensorsFile shard(shard_path);
     for (const std::string& name : names) {
       if (!shard.contains(name)) {
-        throw Error("missing tensor '" + name + "' in shard " + shard_path.string() + " (named by index " + idx + ")");
+        throw Error("missing tensor '" + name + "' in shard " + shard_path.string() + " (named by index " +
+                    idx + ")");
       }
     }
     for (const StTensorInfo& t : shard.header().tensors) {
@@ -188,11 +189,12 @@ std::map<std::string, at::Tensor> load_indexed(const fs::path& dir, const fs::pa
         throw Error(shard_path.string() + ": tensor '" + t.name + "' is not listed in index " + idx);
       }
       if (it->second != file) {
-        throw Error(shard_path.string() + ": tensor '" + t.name + "' is listed in index " + idx + " under shard '" +
-                    it->second + "'");
+        throw Error(shard_path.string() + ": tensor '" + t.name + "' is listed in index " + idx +
+                    " under shard '" + it->second + "'");
       }
     }
-    for (const StTensorInfo& t : shard.header().tensors) out[t.name] = shard.load(t.name, options);  // file order
+    for (const StTensorInfo& t : shard.header().tensors)
+      out[t.name] = shard.load(t.name, options);  // file order
   }
   return out;
 }
@@ -250,10 +252,11 @@ at::Tensor SafetensorsFile::load(const std::string& name, const c10::TensorOptio
   const StTensorInfo* info = find(name);
   if (!info) throw Error(path_.string() + ": no tensor '" + name + "'");
   const std::optional<at::ScalarType> stored = to_scalar_type(info->dtype);
-  if (!stored) throw Error(path_.string() + ": tensor '" + name + "': no torch dtype for " + st_dtype_name(info->dtype));
+  if (!stored)
+    throw Error(path_.string() + ": tensor '" + name + "': no torch dtype for " + st_dtype_name(info->dtype));
   at::Tensor t = at::empty(info->shape, at::TensorOptions().dtype(*stored).device(at::kCPU));
   const uint8_t* src = data_ + header_.data_start + info->begin;
-  const size_t nbytes = info->end - info->begin;  // == t.nbytes(), checked by the header parser
+  const size_t nbytes = info->end - info->begin;           // == t.nbytes(), checked by the header parser
   if (nbytes > 0) std::memcpy(t.data_ptr(), src, nbytes);  // memcpy: mmap offsets need not be aligned
   if (info->dtype == StDtype::BOOL) {
     // A bool byte other than 0/1 is undefined behaviour in torch kernels; refuse it here.
@@ -292,7 +295,9 @@ void write_safetensors(const fs::path& path, const NamedTensors& tensors,
     if (!t.defined()) throw Error(where + ": undefined tensor");
     if (t.layout() != at::kStrided) throw Error(where + ": only dense (strided) tensors can be saved");
     const std::optional<StDtype> dt = from_scalar_type(t.scalar_type());
-    if (!dt) throw Error(where + ": dtype " + std::string(c10::toString(t.scalar_type())) + " has no safetensors equivalent");
+    if (!dt)
+      throw Error(where + ": dtype " + std::string(c10::toString(t.scalar_type())) +
+                  " has no safetensors equivalent");
     const uint64_t nbytes = static_cast<uint64_t>(t.numel()) * st_dtype_size(*dt);
     nlohmann::ordered_json e = nlohmann::ordered_json::object();
     e["dtype"] = st_dtype_name(*dt);
@@ -327,8 +332,9 @@ void write_safetensors(const fs::path& path, const NamedTensors& tensors,
   });
 }
 
-// Existing files in `dir` are never deleted: our names are overwritten, anything else (including
-// shards or an index from an earlier save with a different shard count) is left for the caller.
+// Existing files in `dir` are never deleted: our names are overwritten, anything else is left.
+// Caveat: an index + shards from an earlier sharded save into the same directory survive a later
+// single-file save, and load_safetensors_dir prefers the index; save into a fresh directory.
 std::vector<fs::path> write_sharded_safetensors(const fs::path& dir, const NamedTensors& tensors,
                                                 uint64_t max_shard_bytes) {
   std::set<std::string> seen;
@@ -382,13 +388,15 @@ std::vector<fs::path> write_sharded_safetensors(const fs::path& dir, const Named
     throw Error(dir.string() + ": tensor names must be valid UTF-8: " + e.what());
   }
   written.push_back(dir / kIndexFile);
-  write_atomically(written.back(), [&](int fd, const std::string& tmp) { write_all(fd, text.data(), text.size(), tmp); });
+  write_atomically(written.back(),
+                   [&](int fd, const std::string& tmp) { write_all(fd, text.data(), text.size(), tmp); });
   return written;
 }
 
 // --- checkpoint directories ----------------------------------------------------------------------
 
-std::map<std::string, at::Tensor> load_safetensors_dir(const fs::path& dir, const c10::TensorOptions& options) {
+std::map<std::string, at::Tensor> load_safetensors_dir(const fs::path& dir,
+                                                       const c10::TensorOptions& options) {
   std::error_code ec;
   const fs::path index_path = dir / kIndexFile;
   if (fs::exists(index_path, ec)) return load_indexed(dir, index_path, options);

@@ -7,10 +7,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
-
-#include <nlohmann/json.hpp>
 
 #include "models/error.h"
 
@@ -27,11 +26,11 @@ struct DtypeInfo {
 
 // Indexed by the enum's value (checked in st_dtype_info).
 constexpr DtypeInfo kDtypes[] = {
-    {StDtype::BOOL, "BOOL", 1},       {StDtype::U8, "U8", 1},           {StDtype::I8, "I8", 1},
-    {StDtype::I16, "I16", 2},         {StDtype::U16, "U16", 2},         {StDtype::I32, "I32", 4},
-    {StDtype::U32, "U32", 4},         {StDtype::I64, "I64", 8},         {StDtype::U64, "U64", 8},
-    {StDtype::F16, "F16", 2},         {StDtype::BF16, "BF16", 2},       {StDtype::F32, "F32", 4},
-    {StDtype::F64, "F64", 8},         {StDtype::F8_E4M3, "F8_E4M3", 1}, {StDtype::F8_E5M2, "F8_E5M2", 1},
+    {StDtype::BOOL, "BOOL", 1}, {StDtype::U8, "U8", 1},           {StDtype::I8, "I8", 1},
+    {StDtype::I16, "I16", 2},   {StDtype::U16, "U16", 2},         {StDtype::I32, "I32", 4},
+    {StDtype::U32, "U32", 4},   {StDtype::I64, "I64", 8},         {StDtype::U64, "U64", 8},
+    {StDtype::F16, "F16", 2},   {StDtype::BF16, "BF16", 2},       {StDtype::F32, "F32", 4},
+    {StDtype::F64, "F64", 8},   {StDtype::F8_E4M3, "F8_E4M3", 1}, {StDtype::F8_E5M2, "F8_E5M2", 1},
 };
 constexpr size_t kNumDtypes = sizeof(kDtypes) / sizeof(kDtypes[0]);
 
@@ -78,9 +77,7 @@ struct DuplicateKeys {
 
   bool on_event(json::parse_event_t event, const json& parsed) {
     switch (event) {
-      case json::parse_event_t::object_start:
-        stack.emplace_back();
-        break;
+      case json::parse_event_t::object_start: stack.emplace_back(); break;
       case json::parse_event_t::object_end:
         if (!stack.empty()) stack.pop_back();
         break;
@@ -92,8 +89,7 @@ struct DuplicateKeys {
         frame.current = key;
         break;
       }
-      default:
-        break;
+      default: break;
     }
     return true;  // keep every value
   }
@@ -119,14 +115,16 @@ uint64_t get_uint(const json& v, const std::string& file, const std::string& wha
   fail(file, what + " must be a non-negative integer below 2^64, got " + v.dump());
 }
 
-StTensorInfo parse_tensor(const std::string& name, const json& v, uint64_t data_size, const std::string& file) {
+StTensorInfo parse_tensor(const std::string& name, const json& v, uint64_t data_size,
+                          const std::string& file) {
   const std::string where = "tensor " + quote(name);
   if (!v.is_object()) {
     fail(file, where + ": entry must be an object with dtype, shape and data_offsets, got " + v.type_name());
   }
   for (const auto& item : v.items()) {
     const std::string& k = item.key();
-    if (k != "dtype" && k != "shape" && k != "data_offsets") fail(file, where + ": unknown field " + quote(k));
+    if (k != "dtype" && k != "shape" && k != "data_offsets")
+      fail(file, where + ": unknown field " + quote(k));
   }
   StTensorInfo t;
   t.name = name;
@@ -146,7 +144,8 @@ StTensorInfo parse_tensor(const std::string& name, const json& v, uint64_t data_
   for (size_t i = 0; i < sh->size(); ++i) {
     const uint64_t d = get_uint((*sh)[i], file, where + ": shape[" + std::to_string(i) + "]");
     if (d > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      fail(file, where + ": shape[" + std::to_string(i) + "] = " + std::to_string(d) + " does not fit in int64");
+      fail(file,
+           where + ": shape[" + std::to_string(i) + "] = " + std::to_string(d) + " does not fit in int64");
     }
     t.shape.push_back(static_cast<int64_t>(d));
     numel_overflow |= __builtin_mul_overflow(numel, d, &numel);
@@ -156,7 +155,8 @@ StTensorInfo parse_tensor(const std::string& name, const json& v, uint64_t data_
   if (has_zero) numel = 0;
   uint64_t nbytes = 0;
   if ((numel_overflow && !has_zero) || __builtin_mul_overflow(numel, st_dtype_size(t.dtype), &nbytes)) {
-    fail(file, where + ": shape " + shape_str(t.shape) + " x " + st_dtype_name(t.dtype) + " overflows 64 bits");
+    fail(file,
+         where + ": shape " + shape_str(t.shape) + " x " + st_dtype_name(t.dtype) + " overflows 64 bits");
   }
 
   auto off = v.find("data_offsets");
@@ -168,22 +168,24 @@ StTensorInfo parse_tensor(const std::string& name, const json& v, uint64_t data_
   t.end = get_uint((*off)[1], file, where + ": data_offsets[1]");
   if (t.begin > t.end) fail(file, where + ": data_offsets " + range_str(t.begin, t.end) + " has begin > end");
   if (t.end - t.begin != nbytes) {
-    fail(file, where + ": data_offsets " + range_str(t.begin, t.end) + " hold " + std::to_string(t.end - t.begin) +
-                   " bytes but shape " + shape_str(t.shape) + " x " + st_dtype_name(t.dtype) + " needs " +
-                   std::to_string(nbytes));
+    fail(file, where + ": data_offsets " + range_str(t.begin, t.end) + " hold " +
+                   std::to_string(t.end - t.begin) + " bytes but shape " + shape_str(t.shape) + " x " +
+                   st_dtype_name(t.dtype) + " needs " + std::to_string(nbytes));
   }
   if (t.end > data_size) {
-    fail(file, where + ": data_offsets " + range_str(t.begin, t.end) + " run past the end of the data section (" +
-                   std::to_string(data_size) + " bytes)");
+    fail(file, where + ": data_offsets " + range_str(t.begin, t.end) +
+                   " run past the end of the data section (" + std::to_string(data_size) + " bytes)");
   }
   return t;
 }
 
 void parse_metadata(const json& v, const std::string& file, std::map<std::string, std::string>* out) {
-  if (!v.is_object()) fail(file, std::string("__metadata__ must be an object of string -> string, got ") + v.type_name());
+  if (!v.is_object())
+    fail(file, std::string("__metadata__ must be an object of string -> string, got ") + v.type_name());
   for (const auto& item : v.items()) {
     if (!item.value().is_string()) {
-      fail(file, "__metadata__ key " + quote(item.key()) + ": value must be a string, got " + item.value().dump());
+      fail(file,
+           "__metadata__ key " + quote(item.key()) + ": value must be a string, got " + item.value().dump());
     }
     (*out)[item.key()] = item.value().get<std::string>();
   }
@@ -196,32 +198,35 @@ void check_tiling(const std::vector<StTensorInfo>& tensors, uint64_t data_size, 
   const StTensorInfo* prev = nullptr;
   for (const StTensorInfo& t : tensors) {
     if (t.begin < expected) {
-      fail(file, "tensors " + quote(prev->name) + " " + range_str(prev->begin, prev->end) + " and " + quote(t.name) +
-                     " " + range_str(t.begin, t.end) + " overlap");
+      fail(file, "tensors " + quote(prev->name) + " " + range_str(prev->begin, prev->end) + " and " +
+                     quote(t.name) + " " + range_str(t.begin, t.end) + " overlap");
     }
     if (t.begin > expected) {
       if (!prev) {
         fail(file, std::to_string(t.begin) + " bytes before the first tensor " + quote(t.name) +
                        " belong to no tensor (data must start at offset 0)");
       }
-      fail(file, "gap of " + std::to_string(t.begin - expected) + " bytes between tensor " + quote(prev->name) +
-                     " (ends at " + std::to_string(expected) + ") and tensor " + quote(t.name) + " (begins at " +
-                     std::to_string(t.begin) + ")");
+      fail(file, "gap of " + std::to_string(t.begin - expected) + " bytes between tensor " +
+                     quote(prev->name) + " (ends at " + std::to_string(expected) + ") and tensor " +
+                     quote(t.name) + " (begins at " + std::to_string(t.begin) + ")");
     }
     expected = t.end;
     prev = &t;
   }
   if (expected != data_size) {  // expected < data_size: every end was checked against data_size
-    if (!prev) fail(file, "data section holds " + std::to_string(data_size) + " bytes but the header lists no tensors");
-    fail(file, std::to_string(data_size - expected) + " trailing bytes after the last tensor " + quote(prev->name) +
-                   " (tensors end at " + std::to_string(expected) + ", data section is " + std::to_string(data_size) +
-                   " bytes)");
+    if (!prev)
+      fail(file,
+           "data section holds " + std::to_string(data_size) + " bytes but the header lists no tensors");
+    fail(file, std::to_string(data_size - expected) + " trailing bytes after the last tensor " +
+                   quote(prev->name) + " (tensors end at " + std::to_string(expected) + ", data section is " +
+                   std::to_string(data_size) + " bytes)");
   }
 }
 
 StHeader parse_checked(const uint8_t* data, size_t size, const std::string& file) {
   if (size < 8) {
-    fail(file, "file is " + std::to_string(size) + " bytes, too short for a safetensors file (8-byte header length)");
+    fail(file, "file is " + std::to_string(size) +
+                   " bytes, too short for a safetensors file (8-byte header length)");
   }
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(data[i]) << (8 * i);  // little-endian on any host
@@ -231,16 +236,18 @@ StHeader parse_checked(const uint8_t* data, size_t size, const std::string& file
                    std::to_string(kMaxSafetensorsHeaderBytes) + " bytes");
   }
   if (n > size - 8) {
-    fail(file, "header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) +
-                   " bytes, leaving at most " + std::to_string(size - 8) + " for the header)");
+    fail(file, "header length " + std::to_string(n) + " runs past the end of the file (" +
+                   std::to_string(size) + " bytes, leaving at most " + std::to_string(size - 8) +
+                   " for the header)");
   }
 
   const char* text = reinterpret_cast<const char*>(data + 8);
   DuplicateKeys dups;
   json j;
   try {
-    j = json::parse(text, text + n,
-                    [&dups](int, json::parse_event_t event, json& parsed) { return dups.on_event(event, parsed); });
+    j = json::parse(text, text + n, [&dups](int, json::parse_event_t event, json& parsed) {
+      return dups.on_event(event, parsed);
+    });
   } catch (const json::parse_error& e) {
     // e.what() carries line/column and the offending text; nlohmann also rejects invalid UTF-8 here.
     fail(file, std::string("header is not valid JSON: ") + e.what());

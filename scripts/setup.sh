@@ -36,7 +36,7 @@ else
   base_py="$(command -v python3)"
   "$base_py" -m venv "$MT_VENV"
   "$MT_VENV/bin/pip" install -q --upgrade pip
-  "$MT_VENV/bin/pip" install -q "torch==$MT_TORCH_VERSION"
+  "$MT_VENV/bin/pip" install -q "torch==$MT_TORCH_VERSION" numpy
   py="$MT_VENV/bin/python"
   echo "setup: installed torch $("$py" -c 'import torch; print(torch.__version__)') into $MT_VENV"
 fi

@@ -53,6 +53,27 @@ TEST_CASE("model dir: sharded load, save, reload is bit-identical and determinis
   fs::remove_all(out2);
 }
 
+TEST_CASE("model dir: saving over an earlier save leaves no stale weight files", "[model_dir]") {
+  mt::LoadedModel a = mt::load_model_dir(mt::test::fixture("llama3"), c10::kCPU);
+  auto out = mt::test::temp_dir("stale");
+  mt::save_model_dir(a.model, a.generation, out, 150 * 1000);  // sharded
+  CHECK(fs::exists(out / "model.safetensors.index.json"));
+  mt::test::write_file(out / "notes.txt", "user file");
+  // Now save different weights as one file: the old index and shards must not shadow them.
+  mt::Transformer changed = mt::init_transformer(a.model.config, 7, at::TensorOptions().dtype(at::kFloat));
+  mt::save_model_dir(changed, a.generation, out);
+  CHECK_FALSE(fs::exists(out / "model.safetensors.index.json"));
+  CHECK_FALSE(fs::exists(out / "model-00001-of-00003.safetensors"));
+  CHECK(fs::exists(out / "notes.txt"));  // only HF weight names are touched
+  mt::LoadedModel b = mt::load_model_dir(out, c10::kCPU);
+  CHECK(at::equal(b.model.embed, changed.embed));
+  // And back to sharded: model.safetensors goes away.
+  mt::save_model_dir(a.model, a.generation, out, 150 * 1000);
+  CHECK_FALSE(fs::exists(out / "model.safetensors"));
+  CHECK(at::equal(mt::load_model_dir(out, c10::kCPU).model.embed, a.model.embed));
+  fs::remove_all(out);
+}
+
 TEST_CASE("model dir: tied embeddings are saved once and load back tied", "[model_dir]") {
   mt::LoadedModel q = mt::load_model_dir(mt::test::fixture("qwen2"), c10::kCPU);
   CHECK(q.model.lm_head.data_ptr() == q.model.embed.data_ptr());
