@@ -11,6 +11,9 @@ build="${MT_BUILD_DIR:-$root/build}"
 # PCH and ccache: let ccache reuse objects compiled against a precompiled header.
 export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+# Paths relative to the clone, so a fresh clone elsewhere (CI) hits the cache of an earlier one.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$root}"
+export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" -DMT_PYTHON="$py" \
   -DPython3_EXECUTABLE="$py" "$@" >/dev/null
 cmake --build "$build" -j "$(nproc)"

@@ -124,7 +124,7 @@ TEST_CASE("cli: bad input files name the file and line and exit 1", "[cli][bad-i
                        "{\"prompt_ids\": [1], \"target_ids\": [2]}\n{\"prompt_ids\": [1], \"target_ids\": [256]}\n");
   auto r = mt::test::run_maintune("score --model " + q(model) + " --data " + q(dir / "score.jsonl"));
   CHECK(r.exit_code == 1);
-  CHECK(r.output.find("score.jsonl:2: token id 256") != std::string::npos);
+  CHECK(r.output.find("score.jsonl:2: 'target_ids' token id 256") != std::string::npos);
   r = mt::test::run_maintune("score --model " + q(model) + " --data " + q(dir / "nope.jsonl"));
   CHECK(r.exit_code == 1);
   CHECK(r.output.find("nope.jsonl: cannot open") != std::string::npos);

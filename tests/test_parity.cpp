@@ -22,16 +22,28 @@ at::Tensor positions_for(const at::Tensor& ids) {
   return at::arange(ids.size(1), at::kLong).unsqueeze(0).expand_as(ids).contiguous();
 }
 
+// A fixture model in fp32 on CPU with its transformers outputs (expected.safetensors).
+struct Golden {
+  mt::LoadedModel loaded;
+  at::Tensor input_ids, logits, token_nll;
+  explicit Golden(const char* family)
+      : loaded(mt::load_model_dir(mt::test::fixture(family), c10::kCPU, at::kFloat)) {
+    mt::SafetensorsFile expected(mt::test::fixture(family) / "expected.safetensors");
+    input_ids = expected.load("input_ids");
+    logits = expected.load("logits");
+    token_nll = expected.load("token_nll");
+  }
+};
+
 }  // namespace
 
 TEST_CASE("parity: fp32 logits on CPU within 1e-4 of transformers", "[parity]") {
   for (const char* family : kFamilies) {
     INFO("fixture " << family);
-    const auto dir = mt::test::fixture(family);
-    mt::LoadedModel m = mt::load_model_dir(dir, c10::kCPU, at::kFloat);
-    mt::SafetensorsFile expected(dir / "expected.safetensors");
-    at::Tensor ids = expected.load("input_ids");
-    at::Tensor want = expected.load("logits");
+    Golden g(family);
+    const mt::LoadedModel& m = g.loaded;
+    const at::Tensor& ids = g.input_ids;
+    const at::Tensor& want = g.logits;
     c10::NoGradGuard no_grad;
     at::Tensor got = mt::transformer_logits(m.model, mt::transformer_hidden(m.model, ids, positions_for(ids)));
     REQUIRE(got.sizes() == want.sizes());
@@ -44,11 +56,10 @@ TEST_CASE("parity: fp32 logits on CPU within 1e-4 of transformers", "[parity]") 
 TEST_CASE("parity: per-token NLL equals transformers' cross entropy", "[parity]") {
   for (const char* family : kFamilies) {
     INFO("fixture " << family);
-    const auto dir = mt::test::fixture(family);
-    mt::LoadedModel m = mt::load_model_dir(dir, c10::kCPU, at::kFloat);
-    mt::SafetensorsFile expected(dir / "expected.safetensors");
-    at::Tensor ids = expected.load("input_ids");
-    at::Tensor token_nll = expected.load("token_nll").to(at::kDouble);
+    Golden g(family);
+    const mt::LoadedModel& m = g.loaded;
+    const at::Tensor& ids = g.input_ids;
+    at::Tensor token_nll = g.token_nll.to(at::kDouble);
     c10::NoGradGuard no_grad;
     std::vector<mt::ScoreRequest> reqs;
     for (int64_t b = 0; b < ids.size(0); ++b) {
@@ -93,10 +104,9 @@ TEST_CASE("parity: greedy continuations identical to transformers, batched and a
 TEST_CASE("kv cache: incremental decoding equals the full forward pass", "[parity][kv_cache]") {
   for (const char* family : kFamilies) {
     INFO("fixture " << family);
-    const auto dir = mt::test::fixture(family);
-    mt::LoadedModel m = mt::load_model_dir(dir, c10::kCPU, at::kFloat);
-    mt::SafetensorsFile expected(dir / "expected.safetensors");
-    at::Tensor ids = expected.load("input_ids");  // [2, 24]: longer than Mistral's window of 8
+    Golden g(family);
+    const mt::LoadedModel& m = g.loaded;
+    const at::Tensor& ids = g.input_ids;  // [2, 24]: longer than Mistral's window of 8
     c10::NoGradGuard no_grad;
     at::Tensor pos = positions_for(ids);
     at::Tensor full = mt::transformer_logits(m.model, mt::transformer_hidden(m.model, ids, pos));

@@ -42,13 +42,8 @@ int cmd_generate(int argc, char** argv) {
   LoadedModel loaded = load_model_from_args(args);
   const GenerationDefaults& g = loaded.generation;
   // Check each line on its own so an error names the line, not a batch.
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    if (prompts[i].empty()) throw Error(fmt::format("{}: 'prompt_ids' is empty", where[i]));
-    for (int64_t id : prompts[i])
-      if (id < 0 || id >= loaded.model.config.vocab_size)
-        throw Error(fmt::format("{}: token id {} is outside the vocabulary [0, {})", where[i], id,
-                                loaded.model.config.vocab_size));
-  }
+  for (size_t i = 0; i < prompts.size(); ++i)
+    check_token_ids(prompts[i], loaded.model.config, where[i], "prompt_ids", /*allow_empty=*/false);
 
   SamplingConfig s;
   s.greedy = !args.has("sample");

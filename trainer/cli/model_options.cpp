@@ -1,4 +1,4 @@
-// --model / --device / --dtype handling shared by generate and score.
+// --model / --device / --dtype handling and input token checks shared by generate and score.
 #include <ATen/Context.h>
 #include <fmt/format.h>
 
@@ -35,6 +35,15 @@ LoadedModel load_model_from_args(const Args& args) {
     throw UsageError(fmt::format("--dtype: {}", e.what()));
   }
   return load_model_dir(args.require("model"), device, dtype);
+}
+
+void check_token_ids(const std::vector<int64_t>& ids, const ModelConfig& config, const std::string& where,
+                     const char* field, bool allow_empty) {
+  if (ids.empty() && !allow_empty) throw Error(fmt::format("{}: '{}' is empty", where, field));
+  for (int64_t id : ids)
+    if (id < 0 || id >= config.vocab_size)
+      throw Error(fmt::format("{}: '{}' token id {} is outside the vocabulary [0, {})", where, field, id,
+                              config.vocab_size));
 }
 
 }  // namespace mt::cli

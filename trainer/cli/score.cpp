@@ -38,12 +38,8 @@ int cmd_score(int argc, char** argv) {
   // Validate each line on its own first so an error names the line, not a batch.
   for (size_t i = 0; i < requests.size(); ++i) {
     const auto& r = requests[i];
-    const int64_t V = loaded.model.config.vocab_size;
-    for (const auto* ids : {&r.prompt_ids, &r.target_ids})
-      for (int64_t id : *ids)
-        if (id < 0 || id >= V)
-          throw Error(fmt::format("{}: token id {} is outside the vocabulary [0, {})", where[i], id, V));
-    if (r.prompt_ids.empty()) throw Error(fmt::format("{}: 'prompt_ids' is empty (add BOS)", where[i]));
+    check_token_ids(r.prompt_ids, loaded.model.config, where[i], "prompt_ids", /*allow_empty=*/false);
+    check_token_ids(r.target_ids, loaded.model.config, where[i], "target_ids", /*allow_empty=*/true);
     if (static_cast<int64_t>(r.prompt_ids.size() + r.target_ids.size()) > loaded.model.config.max_position_embeddings)
       throw Error(fmt::format("{}: prompt + target exceed max_position_embeddings {}", where[i],
                               loaded.model.config.max_position_embeddings));
