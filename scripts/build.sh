@@ -14,6 +14,13 @@ export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 # Paths relative to the clone, so a fresh clone elsewhere (CI) hits the cache of an earlier one.
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$root}"
 export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" -DMT_PYTHON="$py" \
-  -DPython3_EXECUTABLE="$py" "$@" >/dev/null
+mkdir -p "$build"
+# torch's CMake config prints warnings that are not ours; keep them in a log, show it on failure.
+if ! cmake -S "$root" -B "$build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" -DMT_PYTHON="$py" "$@" \
+     >"$build/configure.log" 2>&1; then
+  cat "$build/configure.log" >&2
+  echo "build: cmake configure failed (log: $build/configure.log)" >&2
+  exit 1
+fi
+grep -E "^-- maintune:" "$build/configure.log" || true
 cmake --build "$build" -j "$(nproc)"

@@ -21,11 +21,6 @@
 
 namespace fs = std::filesystem;
 
-#if MT_CATCH_V3
-#define MT_HAS(s) Catch::Matchers::ContainsSubstring(s)
-#else
-#define MT_HAS(s) Catch::Contains(s)
-#endif
 
 namespace {
 
