@@ -40,13 +40,14 @@ else
   py="$MT_VENV/bin/python"
   echo "setup: installed torch $("$py" -c 'import torch; print(torch.__version__)') into $MT_VENV"
 fi
-# Python-side checks of our outputs (the safetensors package and transformers load what we write).
-if ! "$py" -c "import safetensors, numpy, transformers" 2>/dev/null; then
+# Python references: tests check that transformers / safetensors load what we write; the fixture,
+# tokenizer-vector and benchmark scripts use sentencepiece, tiktoken and tokenizers.
+if ! "$py" -c "import safetensors, numpy, transformers, sentencepiece, tiktoken" 2>/dev/null; then
   if [ "$py" = "$MT_VENV/bin/python" ]; then
-    echo "setup: installing safetensors, numpy, transformers==5.17.0 into $MT_VENV"
-    "$MT_VENV/bin/pip" install -q safetensors numpy "transformers==5.17.0"
+    echo "setup: installing safetensors, numpy, transformers==5.17.0, sentencepiece, tiktoken into $MT_VENV"
+    "$MT_VENV/bin/pip" install -q safetensors numpy "transformers==5.17.0" sentencepiece tiktoken
   else
-    echo "setup: $py lacks safetensors/numpy/transformers; the Python interop tests will fail"
+    echo "setup: $py lacks some of safetensors/numpy/transformers/sentencepiece/tiktoken; Python interop tests may fail"
   fi
 fi
 echo "setup: torch CMake prefix: $("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
