@@ -22,12 +22,14 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)
 }
 
 // Boolean attention mask [B, 1, Sq, Sk] from query positions [B, Sq] and key positions [B, Sk]
-// (-1 = invisible key).
-at::Tensor attention_mask(const at::Tensor& q_pos, const at::Tensor& k_pos, int64_t window) {
+// (-1 = invisible key); with doc_ids ([B, S], queries and keys the same tokens), only within a
+// document.
+at::Tensor attention_mask(const at::Tensor& q_pos, const at::Tensor& k_pos, int64_t window, const at::Tensor& doc_ids) {
   at::Tensor q = q_pos.unsqueeze(-1);  // [B, Sq, 1]
   at::Tensor k = k_pos.unsqueeze(1);   // [B, 1, Sk]
   at::Tensor mask = (k >= 0).logical_and(k <= q);
   if (window > 0) mask = mask.logical_and((q - k) < window);
+  if (doc_ids.defined()) mask = mask.logical_and(doc_ids.unsqueeze(-1) == doc_ids.unsqueeze(1));
   return mask.unsqueeze(1);
 }
 
@@ -153,10 +155,12 @@ KVCache make_kv_cache(const Transformer& model, int64_t batch, int64_t capacity)
 }
 
 at::Tensor transformer_hidden(const Transformer& model, const at::Tensor& input_ids, const at::Tensor& positions,
-                              const at::Tensor& valid, KVCache* cache) {
+                              const at::Tensor& valid, KVCache* cache, const at::Tensor& doc_ids) {
   const ModelConfig& c = model.config;
   TORCH_CHECK(input_ids.dim() == 2 && positions.sizes() == input_ids.sizes(),
               "transformer_hidden: input_ids and positions must both be [B, S]");
+  TORCH_CHECK(!doc_ids.defined() || (cache == nullptr && doc_ids.sizes() == input_ids.sizes()),
+              "transformer_hidden: doc_ids must be [B, S] and cannot be combined with a KV cache");
   const int64_t B = input_ids.size(0), S = input_ids.size(1);
   const auto dtype = model.embed.scalar_type();
 
@@ -176,7 +180,7 @@ at::Tensor transformer_hidden(const Transformer& model, const at::Tensor& input_
   // Masks depend only on the window size; build each distinct one once.
   std::map<int64_t, at::Tensor> masks;
   for (int64_t w : c.sliding_window)
-    if (!masks.count(w)) masks[w] = attention_mask(positions, key_pos, w);
+    if (!masks.count(w)) masks[w] = attention_mask(positions, key_pos, w, doc_ids);
 
   at::Tensor h = at::embedding(model.embed, input_ids);
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));

@@ -54,10 +54,12 @@ KVCache make_kv_cache(const Transformer& model, int64_t batch, int64_t capacity)
 // Forward pass. input_ids, positions: [B, S] int64. `valid` (optional, [B, S] bool) marks real
 // tokens; padding tokens are never attended to. Query q sees key k when k is valid, pos_k <= pos_q
 // and, in sliding-window layers, pos_q - pos_k < window. With `cache`, the new keys/values are
-// appended at cache->length and queries see every cached slot. Returns hidden states [B, S, H]
-// after the final norm.
+// appended at cache->length and queries see every cached slot. `doc_ids` (optional, [B, S] int64,
+// no cache) packs several documents in one row: a query sees only keys of its own document, and
+// each document's positions start at 0. Returns hidden states [B, S, H] after the final norm.
 at::Tensor transformer_hidden(const Transformer& model, const at::Tensor& input_ids, const at::Tensor& positions,
-                              const at::Tensor& valid = {}, KVCache* cache = nullptr);
+                              const at::Tensor& valid = {}, KVCache* cache = nullptr,
+                              const at::Tensor& doc_ids = {});
 
 // Logits [B, S, V] = hidden @ lm_head^T, in the weights' dtype.
 at::Tensor transformer_logits(const Transformer& model, const at::Tensor& hidden);

@@ -125,6 +125,33 @@ TEST_CASE("kv cache: incremental decoding equals the full forward pass", "[parit
   }
 }
 
+TEST_CASE("packing: documents packed in one row give the logits they get alone", "[parity][packing]") {
+  for (const char* family : kFamilies) {  // mistral: documents longer than the sliding window
+    INFO("fixture " << family);
+    Golden g(family);
+    c10::NoGradGuard no_grad;
+    const int64_t lens[] = {11, 3, 10};  // 24 tokens of row 0 split into three documents
+    at::Tensor row = g.input_ids.narrow(0, 0, 1);
+    std::vector<at::Tensor> pos_parts, doc_parts;
+    for (int64_t d = 0; d < 3; ++d) {
+      pos_parts.push_back(at::arange(lens[d], at::kLong));
+      doc_parts.push_back(at::full({lens[d]}, d, at::kLong));
+    }
+    at::Tensor pos = at::cat(pos_parts).unsqueeze(0), docs = at::cat(doc_parts).unsqueeze(0);
+    at::Tensor packed = mt::transformer_logits(g.loaded.model, mt::transformer_hidden(g.loaded.model, row, pos, {}, nullptr, docs));
+    int64_t start = 0;
+    for (int64_t d = 0; d < 3; ++d) {
+      at::Tensor ids = row.narrow(1, start, lens[d]);
+      at::Tensor alone = mt::transformer_logits(g.loaded.model, mt::transformer_hidden(g.loaded.model, ids, positions_for(ids)));
+      CHECK((packed.narrow(1, start, lens[d]) - alone).abs().max().item<double>() < 1e-4);
+      start += lens[d];
+    }
+    // Without doc ids the later documents see the earlier ones, so the logits differ.
+    at::Tensor leaky = mt::transformer_logits(g.loaded.model, mt::transformer_hidden(g.loaded.model, row, pos));
+    CHECK((leaky - packed).abs().max().item<double>() > 1e-2);
+  }
+}
+
 TEST_CASE("generate: seeded sampling is reproducible and respects top-k, stop ids and max tokens", "[generate]") {
   mt::LoadedModel m = mt::load_model_dir(mt::test::fixture("llama3"), c10::kCPU, at::kFloat);
   c10::NoGradGuard no_grad;
