@@ -35,8 +35,9 @@ int64_t bpe_token_id(const BpeTokenizer& t, std::string_view bytes);
 
 // LLaMA-3 pre-tokenization: splits text into the pieces the regex
 //   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-// matches, exactly as tiktoken's regex engine does. Invalid UTF-8 bytes form pieces of their own
-// kind (as the reference treats them), never a crash. Returns views into `text`.
+// matches, exactly as tiktoken's regex engine does (Unicode 16 classes, see unicode_tables.h).
+// tiktoken only ever sees valid text; here each invalid UTF-8 byte counts as one punctuation-like
+// character (so "a\xFF\xFEb" splits as a | \xFF\xFE | b), never a crash. Returns views into `text`.
 std::vector<std::string_view> llama3_pretokenize(std::string_view text);
 
 }  // namespace mt

@@ -42,10 +42,10 @@ else
 fi
 # Python references: tests check that transformers / safetensors load what we write; the fixture,
 # tokenizer-vector and benchmark scripts use sentencepiece, tiktoken and tokenizers.
-if ! "$py" -c "import safetensors, numpy, transformers, sentencepiece, tiktoken" 2>/dev/null; then
+if ! "$py" -c "import safetensors, numpy, transformers, sentencepiece, tiktoken, unicodedata2" 2>/dev/null; then
   if [ "$py" = "$MT_VENV/bin/python" ]; then
-    echo "setup: installing safetensors, numpy, transformers==5.17.0, sentencepiece, tiktoken into $MT_VENV"
-    "$MT_VENV/bin/pip" install -q safetensors numpy "transformers==5.17.0" sentencepiece tiktoken
+    echo "setup: installing safetensors, numpy, transformers==5.17.0, sentencepiece, tiktoken, unicodedata2 into $MT_VENV"
+    "$MT_VENV/bin/pip" install -q safetensors numpy "transformers==5.17.0" sentencepiece tiktoken "unicodedata2==16.0.0"
   else
     echo "setup: $py lacks some of safetensors/numpy/transformers/sentencepiece/tiktoken; Python interop tests may fail"
   fi
