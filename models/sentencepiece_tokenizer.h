@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace mt {
@@ -19,6 +20,10 @@ std::shared_ptr<const SentencePieceTokenizer> load_sentencepiece(const std::file
 // and user-defined pieces written in the text ("[INST]", "</s>") become their ids; text between
 // them is encoded as separate segments.
 std::vector<int64_t> sp_encode(const SentencePieceTokenizer& t, std::string_view text, bool allow_special);
+// sp_encode(text, false), plus each piece's byte range [begin, end) in `text` (the dummy-prefix
+// space covers no input byte). Chat templates use it to find which tokens hold assistant text.
+std::vector<int64_t> sp_encode_with_offsets(const SentencePieceTokenizer& t, std::string_view text,
+                                            std::vector<std::pair<size_t, size_t>>& offsets);
 std::string sp_decode(const SentencePieceTokenizer& t, const std::vector<int64_t>& ids, bool skip_special);
 int64_t sp_vocab_size(const SentencePieceTokenizer& t);
 int64_t sp_piece_id(const SentencePieceTokenizer& t, std::string_view piece);  // -1 if unknown

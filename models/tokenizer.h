@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace mt {
@@ -20,6 +21,9 @@ struct SpecialTokens {
   int64_t bos = -1, eos = -1, pad = -1, unk = -1;  // -1: the tokenizer has none
   // Every special / added / control token by its text ("<|eot_id|>", "[INST]", "<s>", ...).
   std::map<std::string, int64_t> by_text;
+  // What "add special tokens" means for this tokenizer (tokenizer_config.json add_bos_token /
+  // add_eos_token; default: BOS only, as HF's LLaMA tokenizers do).
+  bool add_bos = true, add_eos = false;
 };
 
 class Tokenizer {
@@ -32,6 +36,10 @@ class Tokenizer {
   // Encodes text to ids. No BOS/EOS is added. Special-token text ("<|eot_id|>") is recognized only
   // when `allow_special`; otherwise it is encoded as ordinary text, as the reference libraries do.
   std::vector<int64_t> encode(std::string_view text, bool allow_special = false) const;
+  // encode(text, false), plus for each id the byte range [begin, end) of `text` it covers (a
+  // SentencePiece dummy-prefix space covers none). Chat templates build loss masks from it.
+  std::vector<int64_t> encode_with_offsets(std::string_view text,
+                                           std::vector<std::pair<size_t, size_t>>& offsets) const;
   // Decodes ids to UTF-8 text; byte sequences that are not valid UTF-8 become U+FFFD, never a crash.
   // Ids outside the vocabulary are an mt::Error. `skip_special` drops special tokens.
   std::string decode(const std::vector<int64_t>& ids, bool skip_special = false) const;

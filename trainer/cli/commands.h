@@ -11,6 +11,7 @@ namespace mt::cli {
 
 int cmd_generate(int argc, char** argv);
 int cmd_score(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
 
 // Shared by the model-using subcommands: --model, --device, --dtype.
 std::vector<OptionSpec> model_options();

@@ -1,5 +1,6 @@
-// `maintune generate`: KV-cache generation for each JSONL line {"prompt_ids": [...]}, printing
-// {"generated_ids": [...], "finish_reason": "stop"|"length"} per line, in input order.
+// `maintune generate`: KV-cache generation for each JSONL line ({"prompt_ids": [...]}, {"prompt":
+// text} or {"instruction": text} through the chat template), printing {"generated_ids": [...],
+// "finish_reason": "stop"|"length"} per line in input order, plus "text" when a tokenizer is in use.
 #include <fmt/format.h>
 
 #include <iostream>
@@ -7,14 +8,16 @@
 #include "models/error.h"
 #include "models/generate.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/text_options.h"
 #include "trainer/jsonl.h"
 
 namespace mt::cli {
 
 int cmd_generate(int argc, char** argv) {
   std::vector<OptionSpec> spec = model_options();
+  for (auto& o : text_options()) spec.push_back(o);
   spec.insert(spec.end(), {
-      {"data", true, "JSONL file, one {\"prompt_ids\": [...]} per line", ""},
+      {"data", true, "JSONL file: {\"prompt_ids\": [...]}, {\"prompt\": text} or {\"instruction\": text} per line", ""},
       {"max-new-tokens", true, "tokens to generate at most per prompt", "generation_config.json, else 32"},
       {"sample", false, "sample instead of greedy decoding", ""},
       {"temperature", true, "sampling temperature", "generation_config.json, else 1.0"},
@@ -33,12 +36,19 @@ int cmd_generate(int argc, char** argv) {
   const std::string data = args.require("data");
   const int64_t batch = args.get_int("batch-size", 8);
   if (batch <= 0) throw UsageError("--batch-size must be positive");
-  std::vector<std::vector<int64_t>> prompts;
+  std::vector<nlohmann::json> records;
   std::vector<std::string> where;
+  bool uses_text = false;
   for_each_jsonl(data, [&](const nlohmann::json& obj, int64_t line) {
     where.push_back(fmt::format("{}:{}", data, line));
-    prompts.push_back(json_token_ids(obj, "prompt_ids", where.back()));
+    records.push_back(obj);
+    uses_text = uses_text || json_uses_text(obj);
   });
+  TextSetup text;
+  if (uses_text) text = load_text_setup(args);
+  std::vector<std::vector<int64_t>> prompts;
+  for (size_t i = 0; i < records.size(); ++i)
+    prompts.push_back(generation_prompt_from_json(records[i], text.context, where[i]));
   LoadedModel loaded = load_model_from_args(args);
   const GenerationDefaults& g = loaded.generation;
   // Check each line on its own so an error names the line, not a batch.
@@ -66,6 +76,7 @@ int cmd_generate(int argc, char** argv) {
     for (const auto& o : outs) {
       const bool stopped = !o.empty() && std::find(s.stop_ids.begin(), s.stop_ids.end(), o.back()) != s.stop_ids.end();
       nlohmann::json j = {{"generated_ids", o}, {"finish_reason", stopped ? "stop" : "length"}};
+      if (text.tokenizer) j["text"] = text.tokenizer->decode(o, /*skip_special=*/true);
       std::cout << j.dump() << "\n";
     }
   }

@@ -16,6 +16,7 @@ const char* kUsage =
     "Commands:\n"
     "  generate   generate continuations for token-id prompts (KV cache, greedy or sampled)\n"
     "  score      negative log-likelihood of target tokens given prompts, in fp32\n"
+    "  tokenize   token ids of JSONL text lines with a model's tokenizer\n"
     "\n"
     "Run 'maintune <command> --help' for a command's options.\n";
 
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "generate") return mt::cli::cmd_generate(argc - 2, argv + 2);
     if (cmd == "score") return mt::cli::cmd_score(argc - 2, argv + 2);
+    if (cmd == "tokenize") return mt::cli::cmd_tokenize(argc - 2, argv + 2);
     std::cerr << "maintune: unknown command '" << cmd << "'\n\n" << kUsage;
     return 2;
   } catch (const mt::cli::UsageError& e) {

@@ -1,5 +1,6 @@
 // `maintune score`: negative log-likelihood of target tokens given a prompt for each JSONL line
-// {"prompt_ids": [...], "target_ids": [...]}, printing {"nll_sum", "nll_mean", "n_tokens"} per line.
+// ({"prompt_ids", "target_ids"}, {"prompt", "target"} texts, or {"instruction", "response"} through
+// the chat template), printing {"nll_sum", "nll_mean", "n_tokens"} per line.
 // Log-probabilities are taken in fp32 (the default dtype on CPU is fp32 end to end).
 #include <fmt/format.h>
 
@@ -8,14 +9,16 @@
 #include "models/error.h"
 #include "models/score.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/text_options.h"
 #include "trainer/jsonl.h"
 
 namespace mt::cli {
 
 int cmd_score(int argc, char** argv) {
   std::vector<OptionSpec> spec = model_options();
+  for (auto& o : text_options()) spec.push_back(o);
   spec.insert(spec.end(), {
-      {"data", true, "JSONL file, one {\"prompt_ids\": [...], \"target_ids\": [...]} per line", ""},
+      {"data", true, "JSONL file: prompt_ids/target_ids, prompt/target or instruction/response per line", ""},
       {"batch-size", true, "lines scored together", "8"},
   });
   const Args args = parse_args(argc, argv, spec);
@@ -27,13 +30,21 @@ int cmd_score(int argc, char** argv) {
   const std::string data = args.require("data");
   const int64_t batch = args.get_int("batch-size", 8);
   if (batch <= 0) throw UsageError("--batch-size must be positive");
-  std::vector<ScoreRequest> requests;
+  std::vector<nlohmann::json> records;
   std::vector<std::string> where;
+  bool uses_text = false;
   for_each_jsonl(data, [&](const nlohmann::json& obj, int64_t line) {
-    const std::string w = fmt::format("{}:{}", data, line);
-    requests.push_back({json_token_ids(obj, "prompt_ids", w), json_token_ids(obj, "target_ids", w)});
-    where.push_back(w);
+    where.push_back(fmt::format("{}:{}", data, line));
+    records.push_back(obj);
+    uses_text = uses_text || json_uses_text(obj);
   });
+  TextSetup text;
+  if (uses_text) text = load_text_setup(args);
+  std::vector<ScoreRequest> requests;
+  for (size_t i = 0; i < records.size(); ++i) {
+    auto [prompt, target] = score_pair_from_json(records[i], text.context, where[i]);
+    requests.push_back({std::move(prompt), std::move(target)});
+  }
   LoadedModel loaded = load_model_from_args(args);
   // Validate each line on its own first so an error names the line, not a batch.
   for (size_t i = 0; i < requests.size(); ++i) {

@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""Expected ids and loss masks of the chat templates, from the reference tokenizers.
+
+Writes tests/fixtures/tokenizer/chat_<template>_<vocab>.json: for several conversations, the ids
+that each family's documented prompt format gives with the reference tokenizer (Python
+sentencepiece for LLaMA-2 / Mistral, tiktoken for LLaMA-3), and the loss mask.
+
+How the reference is made, per template:
+  llama3, llama2, chatml  the official HF chat_template (Meta-Llama-3-8B-Instruct, Llama-2-chat-hf,
+                          Qwen2-7B-Instruct; texts below) rendered with jinja2 as transformers does;
+                          the string is split at special tokens and each piece between them is
+                          encoded on its own (sentencepiece: as sp.encode encodes it alone, i.e. the
+                          behaviour of Meta's Llama-2 chat_completion and of HF's Llama-2
+                          tokenizer.json).
+  mistral                 mistral-common's algorithm (Mistral's reference): v1 vocabulary:
+                          BOS + encode("[INST] {user} [/INST]") + encode(assistant) + EOS ...,
+                          system prompt before the first user message; v3 vocabulary: [INST]/[/INST]
+                          control ids around encode(user), encode(assistant.rstrip(" ")), system prompt
+                          before the last user message. The v1 string is also checked against the
+                          official HF template of Mistral-7B-Instruct-v0.1/v0.2.
+  alpaca                  Stanford Alpaca's prompt (README form, "### Response:\\n"), BOS first,
+                          EOS after the response.
+The loss mask marks tokens that cover any byte of an assistant message (plus the template text the
+model must emit after it before the end-of-turn token) and the end-of-turn token; with
+train_on_prompt every token but a leading BOS. Token byte ranges come from the reference tokenizer
+(sentencepiece's immutable proto begin/end; tiktoken token bytes).
+
+Run (the venv with sentencepiece, tiktoken, jinja2):
+    python scripts/make_chat_vectors.py [--shared ../shared/data] [--out tests/fixtures/tokenizer]
+"""
+
+import argparse
+import base64
+import json
+import os
+import sys
+
+import jinja2
+import sentencepiece as spm
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# --- official templates -----------------------------------------------------------------------
+LLAMA3_TEMPLATE = (  # meta-llama/Meta-Llama-3-8B-Instruct tokenizer_config.json
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + "
+    "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
+    "{{ content }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+LLAMA2_TEMPLATE = (  # meta-llama/Llama-2-7b-chat-hf tokenizer_config.json
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+    "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
+    "{% set system_message = false %}{% endif %}{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if loop.index0 == 0 and system_message != false %}"
+    "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+    "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}"
+    "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+    "{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}")
+MISTRAL_V1_TEMPLATE = (  # mistralai/Mistral-7B-Instruct-v0.1 and v0.2 tokenizer_config.json (2024)
+    "{%- if messages[0]['role'] == 'system' %}\n    {%- set system_message = messages[0]['content'] %}\n"
+    "    {%- set loop_messages = messages[1:] %}\n{%- else %}\n    {%- set loop_messages = messages %}\n"
+    "{%- endif %}\n\n{{- bos_token }}\n{%- for message in loop_messages %}\n"
+    "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}\n"
+    "        {{- raise_exception('After the optional system message, conversation roles must alternate "
+    "user/assistant/user/assistant/...') }}\n    {%- endif %}\n    {%- if message['role'] == 'user' %}\n"
+    "        {%- if loop.first and system_message is defined %}\n"
+    "            {{- ' [INST] ' + system_message + '\\n\\n' + message['content'] + ' [/INST]' }}\n"
+    "        {%- else %}\n            {{- ' [INST] ' + message['content'] + ' [/INST]' }}\n"
+    "        {%- endif %}\n    {%- elif message['role'] == 'assistant' %}\n"
+    "        {{- ' ' + message['content'] + eos_token}}\n    {%- else %}\n"
+    "        {{- raise_exception('Only user and assistant roles are supported, with the exception of an "
+    "initial optional system message!') }}\n    {%- endif %}\n{%- endfor %}\n")
+CHATML_TEMPLATE = (  # Qwen/Qwen2-7B-Instruct tokenizer_config.json
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+ALPACA_NO_INPUT = ("Below is an instruction that describes a task. "
+                   "Write a response that appropriately completes the request.")
+ALPACA_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further "
+                "context. Write a response that appropriately completes the request.")
+
+LLAMA3_PAT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+              r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def jinja_render(template, messages, bos, eos, add_generation_prompt):
+    """As transformers' apply_chat_template renders (sandboxed, trim_blocks, lstrip_blocks)."""
+    def raise_exception(msg):
+        raise jinja2.exceptions.TemplateError(msg)
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env.globals["raise_exception"] = raise_exception
+    return env.from_string(template).render(messages=messages, bos_token=bos, eos_token=eos,
+                                            add_generation_prompt=add_generation_prompt)
+
+
+# --- conversations ------------------------------------------------------------------------------
+def msg(role, content):
+    return {"role": role, "content": content}
+
+
+CHAT_CASES = [
+    {"name": "single_user", "messages": [msg("user", "Hello!")], "add_generation_prompt": True},
+    {"name": "system_user_assistant", "messages": [msg("system", "You are a pirate."), msg("user", "What is 2+2?"),
+                                                   msg("assistant", "Four, matey.")]},
+    {"name": "multi_turn", "messages": [msg("user", "Hi"), msg("assistant", "Hello! How can I help?"),
+                                        msg("user", "Tell me a joke."),
+                                        msg("assistant", "Why did the chicken cross the road?")]},
+    {"name": "system_multi_turn_prompt", "messages": [msg("system", "Be brief."), msg("user", "Name a color."),
+                                                      msg("assistant", "Blue."), msg("user", "Another?")],
+     "add_generation_prompt": True},
+    {"name": "empty_assistant", "messages": [msg("user", "Say nothing."), msg("assistant", "")]},
+    {"name": "empty_user", "messages": [msg("user", ""), msg("assistant", "You said nothing.")]},
+    {"name": "empty_system", "messages": [msg("system", ""), msg("user", "Hi there"), msg("assistant", "Hello.")]},
+    {"name": "whitespace_unicode", "messages": [msg("system", "  Réponds en français.\n"),
+                                                msg("user", "  Café ☕ — naïve façade?\n\n"),
+                                                msg("assistant", "\tOui 🦙 c'est ça.  ")]},
+    {"name": "code", "messages": [msg("user", "Write code:\n```python\ndef f(x):\n    return x  * 2\n```"),
+                                  msg("assistant", "```python\nprint(  f(3) )\n```\nDone.")]},
+    {"name": "numbers", "messages": [msg("user", "12345 + 678 = ?"), msg("assistant", "13023")]},
+    {"name": "multi_turn_train_on_prompt", "messages": [msg("user", "Hi"), msg("assistant", "Hello!"),
+                                                        msg("user", "Bye"), msg("assistant", "Goodbye.")],
+     "train_on_prompt": True},
+]
+
+ALPACA_CASES = [
+    {"name": "instruction", "messages": [msg("user", "Give three tips for staying healthy."),
+                                         msg("assistant", "1. Eat well.\n2. Exercise.\n3. Sleep.")]},
+    {"name": "instruction_input", "messages": [msg("user", "Translate to French."), msg("user", "Good morning"),
+                                               msg("assistant", "Bonjour")]},
+    {"name": "empty_input", "messages": [msg("user", "Name a prime."), msg("user", ""), msg("assistant", "7")]},
+    {"name": "system_preamble", "messages": [msg("system", "You are a careful assistant."),
+                                             msg("user", "Add 2 and 3."), msg("assistant", "5")]},
+    {"name": "prompt_only", "messages": [msg("user", "What is the capital of France?")],
+     "add_generation_prompt": True},
+    {"name": "train_on_prompt", "messages": [msg("user", "Say hi."), msg("assistant", "Hi!")],
+     "train_on_prompt": True},
+]
+
+
+# --- reference tokenizers -----------------------------------------------------------------------
+class SpRef:
+    def __init__(self, model, added=None):
+        self.sp = spm.SentencePieceProcessor(model_file=model)
+        self.specials = {}
+        for i in range(self.sp.get_piece_size()):
+            if self.sp.is_control(i) or self.sp.is_unknown(i):
+                self.specials[self.sp.id_to_piece(i)] = i
+        self.specials.update(added or {})
+        self.bos, self.eos = self.sp.bos_id(), self.sp.eos_id()
+
+    def encode(self, text):
+        """ids and byte ranges of text encoded alone, as sp.encode does. The ranges come from the
+        pieces themselves (these models normalize nothing: a piece is its input bytes with " " as
+        U+2581, a byte piece is one byte, the dummy-prefix space covers no input byte), checked to
+        spell the input exactly."""
+        if not text:
+            return [], []
+        ids = self.sp.encode(text)
+        raw = text.encode("utf-8")
+        spans, pos, rebuilt = [], -1, b""  # the dummy prefix sits at virtual byte -1
+        for i in ids:
+            piece = self.sp.id_to_piece(i)
+            b = bytes([int(piece[3:5], 16)]) if self.sp.is_byte(i) else piece.replace("\u2581", " ").encode("utf-8")
+            spans.append((max(pos, 0), max(pos + len(b), 0)))
+            pos += len(b)
+            rebuilt += b
+        if rebuilt != b" " + raw:
+            sys.exit(f"sentencepiece pieces do not spell {text!r}")
+        return ids, spans
+
+
+class TiktokenRef:
+    def __init__(self, model):
+        import tiktoken
+        ranks = {}
+        with open(model, "rb") as f:
+            for line in f:
+                if line.strip():
+                    tok, rank = line.split()
+                    ranks[base64.b64decode(tok)] = int(rank)
+        names = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
+                 "<|reserved_special_token_1|>", "<|reserved_special_token_2|>", "<|reserved_special_token_3|>",
+                 "<|start_header_id|>", "<|end_header_id|>", "<|reserved_special_token_4|>", "<|eot_id|>"]
+        names += [f"<|reserved_special_token_{i}|>" for i in range(5, 256 - 5)]
+        self.specials = {n: len(ranks) + i for i, n in enumerate(names)}
+        self.enc = tiktoken.Encoding(name="llama3", pat_str=LLAMA3_PAT, mergeable_ranks=ranks,
+                                     special_tokens=self.specials)
+        self.bos, self.eos = self.specials["<|begin_of_text|>"], self.specials["<|end_of_text|>"]
+
+    def encode(self, text):
+        ids = self.enc.encode(text, disallowed_special=())
+        spans, pos = [], 0
+        for i in ids:
+            n = len(self.enc.decode_single_token_bytes(i))
+            spans.append((pos, pos + n))
+            pos += n
+        assert pos == len(text.encode("utf-8"))
+        return ids, spans
+
+
+# --- rendering as parts: ("special", text, target) | ("text", str, target) | ("cut",) ------------
+def strip_py(s):
+    return s.strip()
+
+
+def parts_llama3(messages, gen):
+    p = [("special", "<|begin_of_text|>", False)]
+    for m in messages:
+        t = m["role"] == "assistant"
+        p += [("special", "<|start_header_id|>", False), ("text", m["role"], False),
+              ("special", "<|end_header_id|>", False), ("text", "\n\n", False), ("text", m["content"].strip(), t),
+              ("special", "<|eot_id|>", t)]
+    if gen:
+        p += [("special", "<|start_header_id|>", False), ("text", "assistant", False),
+              ("special", "<|end_header_id|>", False), ("text", "\n\n", False)]
+    return p
+
+
+def parts_llama2(messages):
+    system, rest = None, messages
+    if messages[0]["role"] == "system":
+        system, rest = messages[0]["content"], messages[1:]
+    p = []
+    for i, m in enumerate(rest):
+        if m["role"] == "user":
+            c = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + m["content"] if i == 0 and system is not None else m["content"]
+            p += [("special", "<s>", False), ("text", "[INST] " + c.strip() + " [/INST]", False)]
+        else:
+            p += [("text", " ", False), ("text", m["content"].strip(), True), ("text", " ", True),
+                  ("special", "</s>", True)]
+    return p
+
+
+def parts_mistral(messages, control):
+    system, rest = None, messages
+    if messages[0]["role"] == "system":
+        system, rest = messages[0]["content"], messages[1:]
+    users = [i for i, m in enumerate(rest) if m["role"] == "user"]
+    p = [("special", "<s>", False)]
+    for i, m in enumerate(rest):
+        if m["role"] == "user":
+            at = users[-1] if control else users[0]
+            c = system + "\n\n" + m["content"] if system and i == at else m["content"]
+            if control:
+                p += [("special", "[INST]", False), ("text", c, False), ("special", "[/INST]", False)]
+            else:
+                p += [("cut",), ("text", "[INST] " + c + " [/INST]", False), ("cut",)]
+        else:
+            p += [("text", m["content"].rstrip(" ") if control else m["content"], True), ("special", "</s>", True)]
+    return p
+
+
+def parts_chatml(messages, gen):
+    p = []
+    if messages[0]["role"] != "system":
+        p += [("special", "<|im_start|>", False), ("text", "system\nYou are a helpful assistant.", False),
+              ("special", "<|im_end|>", False), ("text", "\n", False)]
+    for m in messages:
+        t = m["role"] == "assistant"
+        p += [("special", "<|im_start|>", False), ("text", m["role"] + "\n", False), ("text", m["content"], t),
+              ("special", "<|im_end|>", t), ("text", "\n", False)]
+    if gen:
+        p += [("special", "<|im_start|>", False), ("text", "assistant\n", False)]
+    return p
+
+
+def parts_alpaca(messages, bos_text, eos_text):
+    ms = list(messages)
+    system = ms.pop(0)["content"] if ms[0]["role"] == "system" else None
+    instruction = ms.pop(0)["content"]
+    inp = ms.pop(0)["content"] if ms and ms[0]["role"] == "user" else None
+    response = ms.pop(0)["content"] if ms and ms[0]["role"] == "assistant" else None
+    assert not ms
+    with_input = bool(inp)
+    pre = system if system is not None else (ALPACA_INPUT if with_input else ALPACA_NO_INPUT)
+    prompt = pre + "\n\n### Instruction:\n" + instruction
+    if with_input:
+        prompt += "\n\n### Input:\n" + inp
+    prompt += "\n\n### Response:\n"
+    p = [("special", bos_text, False), ("text", prompt, False)]
+    if response is not None:
+        p += [("text", response, True), ("special", eos_text, True)]
+    return p
+
+
+def parts_string(parts):
+    return "".join(x[1] for x in parts if x[0] != "cut")
+
+
+def tokenize_parts(ref, parts, train_on_prompt):
+    ids, mask = [], []
+    seg, targets = "", []
+
+    def flush():
+        nonlocal seg, targets
+        if not seg:
+            return
+        raw = seg.encode("utf-8")
+        t_ids, spans = ref.encode(seg)
+        for i, (b, e) in zip(t_ids, spans):
+            hit = any((max(b, tb) < min(e, te)) if e > b else (tb <= b < te) for tb, te in targets)
+            ids.append(i)
+            mask.append(1 if hit else 0)
+        assert all(0 <= b <= e <= len(raw) for b, e in spans)
+        seg, targets = "", []
+
+    for part in parts:
+        if part[0] == "cut":
+            flush()
+        elif part[0] == "special":
+            flush()
+            ids.append(ref.specials[part[1]])
+            mask.append(1 if part[2] else 0)
+        elif part[1]:
+            start = len(seg.encode("utf-8"))
+            seg += part[1]
+            if part[2]:
+                targets.append((start, len(seg.encode("utf-8"))))
+    flush()
+    if train_on_prompt:
+        mask = [0 if (i == 0 and ids[0] == ref.bos) else 1 for i in range(len(ids))]
+    return ids, mask
+
+
+def tokenize_string(ref, text):
+    """The rendered string split at special tokens, each piece encoded alone."""
+    specials = sorted(ref.specials, key=len, reverse=True)
+    ids, i, seg = [], 0, 0
+    while i < len(text):
+        hit = next((s for s in specials if text.startswith(s, i)), None)
+        if hit is None:
+            i += 1
+            continue
+        ids += ref.encode(text[seg:i])[0]
+        ids.append(ref.specials[hit])
+        i += len(hit)
+        seg = i
+    ids += ref.encode(text[seg:])[0]
+    return ids
+
+
+def make(template, vocab, tokenizer, ref, cases, out_dir):
+    out_cases = []
+    for case in cases:
+        messages, gen = case["messages"], case.get("add_generation_prompt", False)
+        top = case.get("train_on_prompt", False)
+        if template == "llama3":
+            parts = parts_llama3(messages, gen)
+            official = jinja_render(LLAMA3_TEMPLATE, messages, "<|begin_of_text|>", "<|end_of_text|>", gen)
+        elif template == "llama2":
+            parts = parts_llama2(messages)
+            official = jinja_render(LLAMA2_TEMPLATE, messages, "<s>", "</s>", gen)
+        elif template == "chatml":
+            parts = parts_chatml(messages, gen)
+            official = jinja_render(CHATML_TEMPLATE, messages, "<s>", "<|im_end|>", gen)
+        elif template == "mistral":
+            control = "[INST]" in ref.specials
+            parts = parts_mistral(messages, control)
+            official = None
+            if not control:
+                # The HF template writes the space that sentencepiece's dummy prefix gives each
+                # separately encoded message; it differs for an empty assistant message (HF: " </s>",
+                # mistral-common: no text) and when the system prompt is empty.
+                hf = jinja_render(MISTRAL_V1_TEMPLATE, messages, "<s>", "</s>", gen)
+                segs, cur = [], None
+                for x in parts:
+                    if x[0] == "text":
+                        cur = (cur or "") + x[1]
+                    else:
+                        if cur is not None:
+                            segs.append(cur)
+                        cur = None
+                        if x[0] == "special":
+                            segs.append(x[1])
+                ours = "".join(s if s in ("<s>", "</s>") else " " + s for s in segs if s)
+                if case["name"] not in ("empty_assistant", "empty_system") and hf != ours:
+                    sys.exit(f"mistral v1 {case['name']}: HF template gives {hf!r}, ours {ours!r}")
+        else:
+            parts = parts_alpaca(messages, "<s>" if vocab != "llama3" else "<|begin_of_text|>",
+                                 "</s>" if vocab != "llama3" else "<|end_of_text|>")
+            official = None
+        text = parts_string(parts)
+        if official is not None and official != text:
+            sys.exit(f"{template}/{vocab} {case['name']}: official template renders {official!r}, ours {text!r}")
+        ids, mask = tokenize_parts(ref, parts, top)
+        if template in ("llama3", "llama2", "chatml", "alpaca") and tokenize_string(ref, text) != ids:
+            sys.exit(f"{template}/{vocab} {case['name']}: string and part tokenizations differ")
+        out_cases.append({"name": case["name"], "messages": messages, "add_generation_prompt": gen,
+                          "train_on_prompt": top, "text": text, "ids": ids, "loss_mask": mask})
+    path = os.path.join(out_dir, f"chat_{template}_{vocab}.json")
+    with open(path, "w", encoding="utf-8") as f:
+        head = json.dumps({"template": template, "vocab": vocab, "tokenizer": tokenizer}, ensure_ascii=False)
+        f.write(head[:-1] + ', "cases": [\n')  # one case per line
+        f.write(",\n".join(json.dumps(c, ensure_ascii=False) for c in out_cases))
+        f.write("\n]}\n")
+    print(f"wrote {path} ({len(out_cases)} cases)")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    default_shared = os.path.join(os.environ["MT_SHARED_DIR"], "data") if os.environ.get("MT_SHARED_DIR") else \
+        os.path.join(ROOT, "..", "shared", "data")
+    ap.add_argument("--shared", default=default_shared)
+    ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "tokenizer"))
+    args = ap.parse_args()
+    tk = os.path.join(args.shared, "tokenizers")
+    llama2 = SpRef(os.path.join(tk, "llama2", "tokenizer.model"))
+    mistral = SpRef(os.path.join(tk, "mistral", "tokenizer.model"))
+    mistral3 = SpRef(os.path.join(tk, "mistral-v3", "tokenizer.model"))
+    chatml = SpRef(os.path.join(tk, "mistral", "tokenizer.model"), {"<|im_end|>": 32000, "<|im_start|>": 32001})
+    llama3 = TiktokenRef(os.path.join(tk, "llama3", "tokenizer.model"))
+    # "tokenizer": the model file under ../shared/data, and the committed HF config dir (if any)
+    # that the test puts beside it.
+    make("llama3", "llama3", {"model": "tokenizers/llama3/tokenizer.model"}, llama3, CHAT_CASES, args.out)
+    make("llama2", "llama2", {"model": "tokenizers/llama2/tokenizer.model", "hf_dir": "llama2-chat"}, llama2,
+         CHAT_CASES, args.out)
+    make("mistral", "mistral", {"model": "tokenizers/mistral/tokenizer.model"}, mistral, CHAT_CASES, args.out)
+    make("mistral", "mistral-v3", {"model": "tokenizers/mistral-v3/tokenizer.model", "hf_dir": "mistral-v3-instruct"},
+         mistral3, CHAT_CASES, args.out)
+    make("chatml", "mistral", {"model": "tokenizers/mistral/tokenizer.model", "hf_dir": "chatml-mistral"}, chatml,
+         CHAT_CASES, args.out)
+    make("alpaca", "llama2", {"model": "tokenizers/llama2/tokenizer.model"}, llama2, ALPACA_CASES, args.out)
+    make("alpaca", "llama3", {"model": "tokenizers/llama3/tokenizer.model"}, llama3, ALPACA_CASES, args.out)
+
+
+if __name__ == "__main__":
+    main()

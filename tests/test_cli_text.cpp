@@ -1,0 +1,131 @@
+// `generate` and `score` on text: {"prompt"}, {"prompt","target"} and {"instruction","response"}
+// records through a real tokenizer (LLaMA-2's, from ../shared/data) and the chat template. The
+// instruction/response target must be exactly the tokens training puts in the loss mask.
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <sstream>
+
+#include "models/chat_template.h"
+#include "models/checkpoint_dir.h"
+#include "models/score.h"
+#include "models/tokenizer.h"
+#include "tests/test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path shared_tokenizer(const std::string& name) {
+  const char* env = std::getenv("MT_SHARED_DIR");
+  fs::path shared = env != nullptr && *env != '\0' ? fs::path(env) : fs::path(MT_SOURCE_DIR) / ".." / "shared";
+  return shared / "data" / "tokenizers" / name / "tokenizer.model";
+}
+
+// A tiny random LLaMA with LLaMA-2's 32000-token vocabulary and its tokenizer.model beside it.
+fs::path make_text_model() {
+  auto dir = mt::test::temp_dir("text_model");
+  nlohmann::json cfg = {{"model_type", "llama"}, {"vocab_size", 32000}, {"hidden_size", 16},
+                        {"intermediate_size", 32}, {"num_hidden_layers", 1}, {"num_attention_heads", 2},
+                        {"num_key_value_heads", 1}, {"max_position_embeddings", 512}, {"rms_norm_eps", 1e-5},
+                        {"rope_theta", 10000.0}, {"bos_token_id", 1}, {"eos_token_id", 2}, {"torch_dtype", "float32"}};
+  mt::ModelConfig config = mt::parse_hf_config(cfg, "test config");
+  mt::Transformer model = mt::init_transformer(config, 3, at::TensorOptions().dtype(at::kFloat));
+  mt::save_model_dir(model, {}, dir);
+  fs::copy_file(shared_tokenizer("llama2"), dir / "tokenizer.model");
+  return dir;
+}
+
+std::vector<nlohmann::json> output_lines(const std::string& out) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+}  // namespace
+
+TEST_CASE("cli text: score instruction/response scores exactly the trained tokens", "[cli][tokenizer]") {
+  const fs::path dir = make_text_model();
+  const std::string instruction = "Name three primary colors.", response = "Red, yellow and blue.";
+  mt::test::write_file(dir / "pairs.jsonl", nlohmann::json{{"instruction", instruction}, {"response", response}}.dump() +
+                                                "\n" + nlohmann::json{{"prompt", "The sky is"}, {"target", " blue today."}}.dump() + "\n");
+  auto r = mt::test::run_maintune("score --model " + q(dir) + " --template llama2 --data " + q(dir / "pairs.jsonl"));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  auto lines = output_lines(r.output);
+  REQUIRE(lines.size() == 2);
+
+  const mt::Tokenizer tok = mt::Tokenizer::load(dir);
+  const mt::RenderedChat full = mt::render_chat(tok, "llama2", {{"user", instruction}, {"assistant", response}});
+  int64_t trained = 0;
+  for (uint8_t m : full.loss_mask) trained += m;
+  CHECK(lines[0]["n_tokens"].get<int64_t>() == trained);
+  // Same NLL as scoring the rendered ids directly: the prompt is the part before the first trained token.
+  size_t first = 0;
+  while (full.loss_mask[first] == 0) ++first;
+  size_t last = full.ids.size();
+  while (full.loss_mask[last - 1] == 0) --last;
+  mt::LoadedModel m = mt::load_model_dir(dir, c10::kCPU, at::kFloat);
+  c10::NoGradGuard no_grad;
+  auto direct = mt::score_nll(m.model, {{std::vector<int64_t>(full.ids.begin(), full.ids.begin() + static_cast<long>(first)),
+                                         std::vector<int64_t>(full.ids.begin() + static_cast<long>(first),
+                                                              full.ids.begin() + static_cast<long>(last))},
+                                        {[&] {
+                                           std::vector<int64_t> p = {tok.special().bos};
+                                           auto body = tok.encode("The sky is");
+                                           p.insert(p.end(), body.begin(), body.end());
+                                           return p;
+                                         }(),
+                                         tok.encode(" blue today.")}});
+  CHECK(std::abs(lines[0]["nll_sum"].get<double>() - direct[0].nll_sum) < 1e-6);
+  CHECK(lines[1]["n_tokens"].get<int64_t>() == static_cast<int64_t>(tok.encode(" blue today.").size()));
+  CHECK(std::abs(lines[1]["nll_sum"].get<double>() - direct[1].nll_sum) < 1e-6);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("cli text: generate from a text prompt equals generating from its ids, and decodes", "[cli][tokenizer]") {
+  const fs::path dir = make_text_model();
+  const mt::Tokenizer tok = mt::Tokenizer::load(dir);
+  std::vector<int64_t> ids = {tok.special().bos};
+  for (int64_t id : tok.encode("Once upon a time")) ids.push_back(id);
+  mt::test::write_file(dir / "p.jsonl", nlohmann::json{{"prompt", "Once upon a time"}}.dump() + "\n" +
+                                            nlohmann::json{{"prompt_ids", ids}}.dump() + "\n");
+  auto r = mt::test::run_maintune("generate --model " + q(dir) + " --data " + q(dir / "p.jsonl") +
+                                  " --max-new-tokens 4 --stop-ids none");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  auto lines = output_lines(r.output);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0]["generated_ids"] == lines[1]["generated_ids"]);
+  CHECK(lines[0]["generated_ids"].size() == 4);
+  CHECK(lines[0]["text"] == tok.decode(lines[0]["generated_ids"].get<std::vector<int64_t>>(), true));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("cli text: text inputs without a tokenizer or template are clear errors", "[cli][tokenizer][bad-input]") {
+  const fs::path dir = make_text_model();
+  mt::test::write_file(dir / "half.jsonl", "{\"prompt\": \"only a prompt\"}\n");
+  auto r = mt::test::run_maintune("score --model " + q(dir) + " --data " + q(dir / "half.jsonl"));
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("half.jsonl:1") != std::string::npos);
+  CHECK(r.output.find("'target'") != std::string::npos);
+  mt::test::write_file(dir / "two.jsonl", "{\"prompt\": \"a\", \"prompt_ids\": [1]}\n");
+  r = mt::test::run_maintune("generate --model " + q(dir) + " --data " + q(dir / "two.jsonl"));
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("two.jsonl:1: give exactly one of") != std::string::npos);
+  // A model directory without any tokenizer file.
+  fs::remove(dir / "tokenizer.model");
+  mt::test::write_file(dir / "p.jsonl", "{\"prompt\": \"hello\"}\n");
+  r = mt::test::run_maintune("generate --model " + q(dir) + " --data " + q(dir / "p.jsonl"));
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find(dir.string()) != std::string::npos);
+  fs::remove_all(dir);
+}

@@ -1,0 +1,32 @@
+// --tokenizer / --template handling shared by generate and score (see text_options.h).
+#include "trainer/cli/text_options.h"
+
+#include "models/chat_template.h"
+#include "models/error.h"
+
+namespace mt::cli {
+
+std::vector<OptionSpec> text_options() {
+  return {
+      {"tokenizer", true, "tokenizer dir or file, for text inputs", "the --model directory"},
+      {"template", true, "chat template for instruction inputs: llama3, llama2, mistral, chatml, alpaca",
+       "detected from the tokenizer"},
+  };
+}
+
+TextSetup load_text_setup(const Args& args) {
+  TextSetup setup;
+  // A load failure is reported by the first record that needs the tokenizer, with its line, so a
+  // malformed record is still named as such rather than hidden behind a tokenizer error.
+  try {
+    setup.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(args.get("tokenizer", args.get("model"))));
+  } catch (const Error& e) {
+    setup.context.tokenizer_error = e.what();
+    return setup;
+  }
+  setup.context.tokenizer = setup.tokenizer.get();
+  setup.context.chat_template = args.get("template", detect_chat_template(*setup.tokenizer));
+  return setup;
+}
+
+}  // namespace mt::cli

@@ -1,0 +1,36 @@
+// Turns one JSONL record into the token ids `generate` and `score` work on: either ids given
+// directly (prompt_ids / target_ids), plain text (prompt / target: BOS + prompt, target encoded on
+// its own), or an instruction pair (instruction / response) rendered with the model's chat
+// template, so the target is exactly what the model is trained to emit, end-of-turn included.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/tokenizer.h"
+
+namespace mt {
+
+struct TextContext {
+  const Tokenizer* tokenizer = nullptr;  // required for text fields
+  std::string tokenizer_error;           // why there is none (shown when a record needs one)
+  std::string chat_template;             // required for instruction fields
+};
+
+// Prompt ids for generation from {"prompt_ids"}, {"prompt"} or {"instruction"}. `where` = "FILE:LINE".
+std::vector<int64_t> generation_prompt_from_json(const nlohmann::json& obj, const TextContext& ctx,
+                                                 const std::string& where);
+
+// Prompt and target ids for scoring from {"prompt_ids","target_ids"}, {"prompt","target"} or
+// {"instruction","response"}.
+std::pair<std::vector<int64_t>, std::vector<int64_t>> score_pair_from_json(const nlohmann::json& obj,
+                                                                           const TextContext& ctx,
+                                                                           const std::string& where);
+
+// True when the record uses text rather than ids (so the caller knows to load a tokenizer).
+bool json_uses_text(const nlohmann::json& obj);
+
+}  // namespace mt
