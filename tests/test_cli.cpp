@@ -10,20 +10,6 @@
 
 namespace fs = std::filesystem;
 
-namespace {
-
-std::vector<nlohmann::json> parse_lines(const std::string& out) {
-  std::vector<nlohmann::json> lines;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line));
-  return lines;
-}
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
-
-}  // namespace
 
 TEST_CASE("cli: generate prints transformers' greedy continuations, one line per prompt", "[cli]") {
   const auto model = mt::test::fixture("mistral");
@@ -32,11 +18,11 @@ TEST_CASE("cli: generate prints transformers' greedy continuations, one line per
   std::string data;
   for (const auto& p : g["prompts"]) data += nlohmann::json{{"prompt_ids", p}}.dump() + "\n\n";  // blank lines ok
   mt::test::write_file(dir / "prompts.jsonl", data);
-  auto r = mt::test::run_maintune("generate --model " + q(model) + " --data " + q(dir / "prompts.jsonl") +
+  auto r = mt::test::run_maintune("generate --model " + mt::test::quoted(model) + " --data " + mt::test::quoted(dir / "prompts.jsonl") +
                                   " --max-new-tokens 10 --stop-ids none --batch-size 2");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  auto lines = parse_lines(r.output);
+  auto lines = mt::test::json_lines(r.output);
   REQUIRE(lines.size() == g["prompts"].size());
   for (size_t i = 0; i < lines.size(); ++i) {
     CHECK(lines[i]["generated_ids"] == g["greedy"][i]);
@@ -58,10 +44,10 @@ TEST_CASE("cli: score prints the NLL of the targets", "[cli]") {
                            {"target_ids", std::vector<int64_t>(row.begin() + 4, row.end())}}.dump() + "\n";
   }
   mt::test::write_file(dir / "pairs.jsonl", data);
-  auto r = mt::test::run_maintune("score --model " + q(model) + " --data " + q(dir / "pairs.jsonl"));
+  auto r = mt::test::run_maintune("score --model " + mt::test::quoted(model) + " --data " + mt::test::quoted(dir / "pairs.jsonl"));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  auto lines = parse_lines(r.output);
+  auto lines = mt::test::json_lines(r.output);
   REQUIRE(lines.size() == 2);
   for (int64_t b = 0; b < 2; ++b) {
     const double want = nll[b].narrow(0, 3, ids.size(1) - 4).sum().item<double>();
@@ -91,7 +77,7 @@ TEST_CASE("cli: help and usage errors", "[cli][bad-input]") {
   r = mt::test::run_maintune("generate --model m --data d --max-new-token 3");
   CHECK(r.exit_code == 2);
   CHECK(r.output.find("unknown option --max-new-token") != std::string::npos);
-  r = mt::test::run_maintune("generate --model " + q(mt::test::fixture("qwen2")) + " --data x --batch-size two");
+  r = mt::test::run_maintune("generate --model " + mt::test::quoted(mt::test::fixture("qwen2")) + " --data x --batch-size two");
   CHECK(r.exit_code == 2);
   CHECK(r.output.find("--batch-size") != std::string::npos);
 }
@@ -114,7 +100,7 @@ TEST_CASE("cli: bad input files name the file and line and exit 1", "[cli][bad-i
   for (const auto& c : cases) {
     INFO(c.name);
     mt::test::write_file(dir / c.name, c.content);
-    auto r = mt::test::run_maintune("generate --model " + q(model) + " --data " + q(dir / c.name) + " --max-new-tokens 2");
+    auto r = mt::test::run_maintune("generate --model " + mt::test::quoted(model) + " --data " + mt::test::quoted(dir / c.name) + " --max-new-tokens 2");
     INFO(r.output);
     CHECK(r.exit_code == 1);
     CHECK(r.output.find(c.expect) != std::string::npos);
@@ -123,10 +109,10 @@ TEST_CASE("cli: bad input files name the file and line and exit 1", "[cli][bad-i
   // score: token out of range names the line; a missing data file names the file.
   mt::test::write_file(dir / "score.jsonl",
                        "{\"prompt_ids\": [1], \"target_ids\": [2]}\n{\"prompt_ids\": [1], \"target_ids\": [256]}\n");
-  auto r = mt::test::run_maintune("score --model " + q(model) + " --data " + q(dir / "score.jsonl"));
+  auto r = mt::test::run_maintune("score --model " + mt::test::quoted(model) + " --data " + mt::test::quoted(dir / "score.jsonl"));
   CHECK(r.exit_code == 1);
   CHECK(r.output.find("score.jsonl:2: 'target_ids' token id 256") != std::string::npos);
-  r = mt::test::run_maintune("score --model " + q(model) + " --data " + q(dir / "nope.jsonl"));
+  r = mt::test::run_maintune("score --model " + mt::test::quoted(model) + " --data " + mt::test::quoted(dir / "nope.jsonl"));
   CHECK(r.exit_code == 1);
   CHECK(r.output.find("nope.jsonl: cannot open") != std::string::npos);
 
@@ -137,14 +123,14 @@ TEST_CASE("cli: bad input files name the file and line and exit 1", "[cli][bad-i
   std::string weights = mt::test::read_file(model / "model.safetensors");
   mt::test::write_file(broken / "model.safetensors", weights.substr(0, weights.size() / 2));
   mt::test::write_file(dir / "ok.jsonl", "{\"prompt_ids\": [1]}\n");
-  r = mt::test::run_maintune("generate --model " + q(broken) + " --data " + q(dir / "ok.jsonl"));
+  r = mt::test::run_maintune("generate --model " + mt::test::quoted(broken) + " --data " + mt::test::quoted(dir / "ok.jsonl"));
   INFO(r.output);
   CHECK(r.exit_code == 1);
   CHECK(r.output.find("model.safetensors") != std::string::npos);
 
   // --device cuda where there is none (this binary is also run on the GPU machine: skip there).
   if (!at::hasCUDA()) {
-    r = mt::test::run_maintune("generate --model " + q(model) + " --data " + q(dir / "ok.jsonl") + " --device cuda");
+    r = mt::test::run_maintune("generate --model " + mt::test::quoted(model) + " --data " + mt::test::quoted(dir / "ok.jsonl") + " --device cuda");
     CHECK(r.exit_code == 1);
     CHECK(r.output.find("no CUDA device") != std::string::npos);
   }

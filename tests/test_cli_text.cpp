@@ -38,16 +38,6 @@ fs::path make_text_model() {
   return dir;
 }
 
-std::vector<nlohmann::json> output_lines(const std::string& out) {
-  std::vector<nlohmann::json> lines;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line));
-  return lines;
-}
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 
 }  // namespace
 
@@ -56,10 +46,10 @@ TEST_CASE("cli text: score instruction/response scores exactly the trained token
   const std::string instruction = "Name three primary colors.", response = "Red, yellow and blue.";
   mt::test::write_file(dir / "pairs.jsonl", nlohmann::json{{"instruction", instruction}, {"response", response}}.dump() +
                                                 "\n" + nlohmann::json{{"prompt", "The sky is"}, {"target", " blue today."}}.dump() + "\n");
-  auto r = mt::test::run_maintune("score --model " + q(dir) + " --template llama2 --data " + q(dir / "pairs.jsonl"));
+  auto r = mt::test::run_maintune("score --model " + mt::test::quoted(dir) + " --template llama2 --data " + mt::test::quoted(dir / "pairs.jsonl"));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  auto lines = output_lines(r.output);
+  auto lines = mt::test::json_lines(r.output);
   REQUIRE(lines.size() == 2);
 
   const mt::Tokenizer tok = mt::Tokenizer::load(dir);
@@ -97,11 +87,11 @@ TEST_CASE("cli text: generate from a text prompt equals generating from its ids,
   for (int64_t id : tok.encode("Once upon a time")) ids.push_back(id);
   mt::test::write_file(dir / "p.jsonl", nlohmann::json{{"prompt", "Once upon a time"}}.dump() + "\n" +
                                             nlohmann::json{{"prompt_ids", ids}}.dump() + "\n");
-  auto r = mt::test::run_maintune("generate --model " + q(dir) + " --data " + q(dir / "p.jsonl") +
+  auto r = mt::test::run_maintune("generate --model " + mt::test::quoted(dir) + " --data " + mt::test::quoted(dir / "p.jsonl") +
                                   " --max-new-tokens 4 --stop-ids none");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  auto lines = output_lines(r.output);
+  auto lines = mt::test::json_lines(r.output);
   REQUIRE(lines.size() == 2);
   CHECK(lines[0]["generated_ids"] == lines[1]["generated_ids"]);
   CHECK(lines[0]["generated_ids"].size() == 4);
@@ -112,18 +102,18 @@ TEST_CASE("cli text: generate from a text prompt equals generating from its ids,
 TEST_CASE("cli text: text inputs without a tokenizer or template are clear errors", "[cli][tokenizer][bad-input]") {
   const fs::path dir = make_text_model();
   mt::test::write_file(dir / "half.jsonl", "{\"prompt\": \"only a prompt\"}\n");
-  auto r = mt::test::run_maintune("score --model " + q(dir) + " --data " + q(dir / "half.jsonl"));
+  auto r = mt::test::run_maintune("score --model " + mt::test::quoted(dir) + " --data " + mt::test::quoted(dir / "half.jsonl"));
   CHECK(r.exit_code == 1);
   CHECK(r.output.find("half.jsonl:1") != std::string::npos);
   CHECK(r.output.find("'target'") != std::string::npos);
   mt::test::write_file(dir / "two.jsonl", "{\"prompt\": \"a\", \"prompt_ids\": [1]}\n");
-  r = mt::test::run_maintune("generate --model " + q(dir) + " --data " + q(dir / "two.jsonl"));
+  r = mt::test::run_maintune("generate --model " + mt::test::quoted(dir) + " --data " + mt::test::quoted(dir / "two.jsonl"));
   CHECK(r.exit_code == 1);
   CHECK(r.output.find("two.jsonl:1: give exactly one of") != std::string::npos);
   // A model directory without any tokenizer file.
   fs::remove(dir / "tokenizer.model");
   mt::test::write_file(dir / "p.jsonl", "{\"prompt\": \"hello\"}\n");
-  r = mt::test::run_maintune("generate --model " + q(dir) + " --data " + q(dir / "p.jsonl"));
+  r = mt::test::run_maintune("generate --model " + mt::test::quoted(dir) + " --data " + mt::test::quoted(dir / "p.jsonl"));
   INFO(r.output);
   CHECK(r.exit_code == 1);
   CHECK(r.output.find(dir.string()) != std::string::npos);

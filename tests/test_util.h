@@ -6,6 +6,10 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "models/error.h"
@@ -57,6 +61,19 @@ inline CommandResult run_command(const std::string& cmd) {
 inline CommandResult run_maintune(const std::string& args) {
   return run_command(std::string("'") + MT_MAINTUNE_EXE + "' " + args);
 }
+
+// The JSON objects among a command's output lines (other lines, e.g. logs, are ignored).
+inline std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+// A path single-quoted for the shell.
+inline std::string quoted(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
 
 // Runs fn, requiring it to throw mt::Error whose message contains every one of `parts`.
 template <typename Fn>

@@ -36,16 +36,10 @@ int cmd_generate(int argc, char** argv) {
   const std::string data = args.require("data");
   const int64_t batch = args.get_int("batch-size", 8);
   if (batch <= 0) throw UsageError("--batch-size must be positive");
-  std::vector<nlohmann::json> records;
-  std::vector<std::string> where;
-  bool uses_text = false;
-  for_each_jsonl(data, [&](const nlohmann::json& obj, int64_t line) {
-    where.push_back(fmt::format("{}:{}", data, line));
-    records.push_back(obj);
-    uses_text = uses_text || json_uses_text(obj);
-  });
-  TextSetup text;
-  if (uses_text) text = load_text_setup(args);
+  InputRecords in = read_input_records(args, data);
+  const auto& records = in.records;
+  const auto& where = in.where;
+  const TextSetup& text = in.text;
   std::vector<std::vector<int64_t>> prompts;
   for (size_t i = 0; i < records.size(); ++i)
     prompts.push_back(generation_prompt_from_json(records[i], text.context, where[i]));

@@ -3,6 +3,9 @@
 
 #include "models/chat_template.h"
 #include "models/error.h"
+#include "trainer/jsonl.h"
+
+#include <fmt/format.h>
 
 namespace mt::cli {
 
@@ -27,6 +30,18 @@ TextSetup load_text_setup(const Args& args) {
   setup.context.tokenizer = setup.tokenizer.get();
   setup.context.chat_template = args.get("template", detect_chat_template(*setup.tokenizer));
   return setup;
+}
+
+InputRecords read_input_records(const Args& args, const std::string& data) {
+  InputRecords in;
+  bool uses_text = false;
+  for_each_jsonl(data, [&](const nlohmann::json& obj, int64_t line) {
+    in.where.push_back(fmt::format("{}:{}", data, line));
+    in.records.push_back(obj);
+    uses_text = uses_text || json_uses_text(obj);
+  });
+  if (uses_text) in.text = load_text_setup(args);
+  return in;
 }
 
 }  // namespace mt::cli

@@ -24,4 +24,13 @@ struct TextSetup {
 // tokenizer that fails to load leaves context.tokenizer null with the reason in tokenizer_error.
 TextSetup load_text_setup(const Args& args);
 
+// The JSONL records of --data with their "FILE:LINE" names, and the text setup, loaded only when
+// some record uses text.
+struct InputRecords {
+  std::vector<nlohmann::json> records;
+  std::vector<std::string> where;
+  TextSetup text;
+};
+InputRecords read_input_records(const Args& args, const std::string& data);
+
 }  // namespace mt::cli
