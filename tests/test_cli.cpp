@@ -96,6 +96,7 @@ TEST_CASE("cli: bad input files name the file and line and exit 1", "[cli][bad-i
       {"not_int.jsonl", "{\"prompt_ids\": [1, \"a\"]}\n", "not_int.jsonl:1: field 'prompt_ids'[1]"},
       {"range.jsonl", "{\"prompt_ids\": [1]}\n{\"prompt_ids\": [99999]}\n", "token id 99999"},
       {"empty.jsonl", "{\"prompt_ids\": []}\n", "empty"},
+      {"zero_bytes.jsonl", "", "zero_bytes.jsonl: empty file"},
   };
   for (const auto& c : cases) {
     INFO(c.name);
@@ -114,7 +115,7 @@ TEST_CASE("cli: bad input files name the file and line and exit 1", "[cli][bad-i
   CHECK(r.output.find("score.jsonl:2: 'target_ids' token id 256") != std::string::npos);
   r = mt::test::run_maintune("score --model " + mt::test::quoted(model) + " --data " + mt::test::quoted(dir / "nope.jsonl"));
   CHECK(r.exit_code == 1);
-  CHECK(r.output.find("nope.jsonl: cannot open") != std::string::npos);
+  CHECK(r.output.find("nope.jsonl: no such file") != std::string::npos);
 
   // A model directory with a truncated weights file.
   auto broken = dir / "broken_model";

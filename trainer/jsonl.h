@@ -1,5 +1,6 @@
-// JSONL input: one JSON object per line, blank lines skipped; every problem is reported as
-// "FILE:LINE: ..." so a bad record in a million-line file is found at once.
+// Line-oriented input: bounded-memory line reading and JSONL (one JSON object per line, blank lines
+// skipped); every problem is reported as "FILE:LINE: ..." so a bad record in a million-line file is
+// found at once.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -11,10 +12,23 @@
 
 namespace mt {
 
+// An input file must exist, be a regular file and be non-empty; else mt::Error naming it.
+void check_input_file(const std::filesystem::path& file);
+
+// Calls fn(line, line_no, too_long) for every line of a file, reading in chunks so that a huge
+// line costs no more than max_line_bytes of memory (a too-long line comes with too_long = true and
+// empty text); '\r' before '\n' and a UTF-8 BOM on line 1 are dropped.
+void for_each_line(const std::filesystem::path& file, int64_t max_line_bytes,
+                   const std::function<void(const std::string&, int64_t, bool)>& fn);
+
+constexpr int64_t kMaxJsonlLineBytes = 256ll << 20;
+
 // Calls fn(object, line_number) for each non-blank line. Throws mt::Error naming file and line for
-// unreadable files, invalid JSON and non-object lines (and lets fn's mt::Error pass through).
+// missing/empty files, lines over max_line_bytes, invalid JSON and non-object lines (and lets fn's
+// mt::Error pass through).
 void for_each_jsonl(const std::filesystem::path& file,
-                    const std::function<void(const nlohmann::json&, int64_t line)>& fn);
+                    const std::function<void(const nlohmann::json&, int64_t line)>& fn,
+                    int64_t max_line_bytes = kMaxJsonlLineBytes);
 
 // The list of integer token ids under `key`; `where` ("FILE:LINE") prefixes errors. Missing keys
 // are an error when `required`, else give an empty list.
