@@ -19,14 +19,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path shared_data() {
-  const char* env = std::getenv("MT_SHARED_DIR");
-  return (env != nullptr && *env != '\0' ? fs::path(env) : fs::path(MT_SOURCE_DIR) / ".." / "shared") / "data";
-}
-fs::path tok_fixture(const std::string& name) { return mt::test::fixture("tokenizer") / name; }
-fs::path llama3_file() { return shared_data() / "tokenizers" / "llama3" / "tokenizer.model"; }
-
-json read_json(const fs::path& p) { return json::parse(mt::test::read_file(p)); }
+using mt::test::read_json;
+using mt::test::shared_data;
+fs::path tok_fixture(const std::string& name) { return mt::test::tokenizer_fixture(name); }
+fs::path llama3_file() { return mt::test::vocab_file("llama3"); }
 
 const std::vector<std::string>& texts() {
   static const std::vector<std::string> t = read_json(tok_fixture("texts.json"))["texts"].get<std::vector<std::string>>();

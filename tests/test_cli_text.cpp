@@ -18,12 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path shared_tokenizer(const std::string& name) {
-  const char* env = std::getenv("MT_SHARED_DIR");
-  fs::path shared = env != nullptr && *env != '\0' ? fs::path(env) : fs::path(MT_SOURCE_DIR) / ".." / "shared";
-  return shared / "data" / "tokenizers" / name / "tokenizer.model";
-}
-
 // A tiny random LLaMA with LLaMA-2's 32000-token vocabulary and its tokenizer.model beside it.
 fs::path make_text_model() {
   auto dir = mt::test::temp_dir("text_model");
@@ -34,7 +28,7 @@ fs::path make_text_model() {
   mt::ModelConfig config = mt::parse_hf_config(cfg, "test config");
   mt::Transformer model = mt::init_transformer(config, 3, at::TensorOptions().dtype(at::kFloat));
   mt::save_model_dir(model, {}, dir);
-  fs::copy_file(shared_tokenizer("llama2"), dir / "tokenizer.model");
+  fs::copy_file(mt::test::vocab_file("llama2"), dir / "tokenizer.model");
   return dir;
 }
 

@@ -1,7 +1,7 @@
 // Readers of instruction data (trainer/data_formats.h) on the hand-written fixtures in
 // tests/fixtures/data: every format, field-name options, the unlabeled-text segmentation rule, and
 // every malformed-input path (place named under "fail", counted under "skip"); then the real
-// datasets in ../shared/data when present.
+// datasets in ../shared/data.
 #include <algorithm>
 #include <cstdlib>
 
@@ -322,9 +322,7 @@ TEST_CASE("data: empty conversations are dropped and counted", "[data]") {
 }
 
 TEST_CASE("data: every shared instruction and unlabeled dataset reads with its known counts", "[data]") {
-  const char* env = std::getenv("MT_SHARED_DIR");
-  const fs::path shared = env ? fs::path(env) : fs::path(MT_SOURCE_DIR) / ".." / "shared";
-  const fs::path ins = shared / "data" / "instructions";
+  const fs::path ins = mt::test::shared_data() / "instructions";
   INFO("the shared datasets must be at " << ins.string() << " (../shared beside the clone, or MT_SHARED_DIR)");
   REQUIRE(fs::exists(ins));
   struct Case {
@@ -368,7 +366,7 @@ TEST_CASE("data: every shared instruction and unlabeled dataset reads with its k
     INFO(file);
     mt::DataSourceConfig t;
     t.format = "text";
-    t.path = shared / "data" / "unlabeled" / file;
+    t.path = mt::test::shared_data() / "unlabeled" / file;
     mt::DataStats ts;
     auto segs = mt::read_text_segments(t, &ts);
     CHECK(segs.size() > 100);

@@ -15,14 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path shared_dir() {
-  const char* env = std::getenv("MT_SHARED_DIR");
-  return env ? fs::path(env) : fs::path(MT_SOURCE_DIR) / ".." / "shared";
-}
-
-fs::path tokenizer_path(const std::string& name) {
-  return shared_dir() / "data" / "tokenizers" / name / "tokenizer.model";
-}
+fs::path tokenizer_path(const std::string& name) { return mt::test::vocab_file(name); }
 
 mt::RenderedChat rendered(std::vector<int64_t> ids, std::vector<uint8_t> mask) {
   mt::RenderedChat r;
@@ -154,7 +147,7 @@ TEST_CASE("data: conversations render_chat rejects fail with their place, or are
 //   build/tests/maintune_tests "[data-stats]"
 TEST_CASE("data: token statistics of the shared datasets (prints the docs table)", "[.][data-stats]") {
   using clock = std::chrono::steady_clock;
-  const fs::path ins = shared_dir() / "data" / "instructions";
+  const fs::path ins = mt::test::shared_data() / "instructions";
   struct Src {
     std::string format, file, answers;
   };

@@ -42,11 +42,7 @@ void flip_byte(const fs::path& file, std::streamoff at) {
   f.write(&c, 1);
 }
 
-fs::path shared_llama3_tokenizer() {
-  const char* env = std::getenv("MT_SHARED_DIR");
-  const fs::path shared = env ? fs::path(env) : fs::path(MT_SOURCE_DIR) / ".." / "shared";
-  return shared / "data" / "tokenizers" / "llama3" / "tokenizer.model";
-}
+fs::path shared_llama3_tokenizer() { return mt::test::vocab_file("llama3"); }
 
 }  // namespace
 
@@ -159,7 +155,7 @@ TEST_CASE("data: cache: the second load does not tokenize, and the key follows c
   other.sources[0].system_prompt = "Be nice.";
   CHECK(key_of(other) != first.key);
   other = moved;
-  other.tokenizer = shared_llama3_tokenizer().parent_path().parent_path() / "llama2" / "tokenizer.model";
+  other.tokenizer = mt::test::vocab_file("llama2");
   CHECK(key_of(other) != first.key);
   // A miss on a source that is gone is an error naming it.
   other = moved;

@@ -2,6 +2,7 @@
 // "throws mt::Error whose message contains X" check that works on Catch2 v2 and v3.
 #pragma once
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +23,23 @@ inline std::filesystem::path fixture(const std::string& name) {
   return std::filesystem::path(MT_SOURCE_DIR) / "tests" / "fixtures" / name;
 }
 
+// ../shared/data beside the checkout (or $MT_SHARED_DIR, the shared dir or its data dir): the real
+// vocabularies and datasets, which are read from there and never copied into the repo.
+inline std::filesystem::path shared_data() {
+  if (const char* env = std::getenv("MT_SHARED_DIR"); env != nullptr && *env != '\0') {
+    const std::filesystem::path p(env);
+    return std::filesystem::exists(p / "data") ? p / "data" : p;
+  }
+  return std::filesystem::path(MT_SOURCE_DIR) / ".." / "shared" / "data";
+}
+
+// A real tokenizer.model from ../shared/data/tokenizers/<name> ("llama2", "llama3", "mistral-v3", ...).
+inline std::filesystem::path vocab_file(const std::string& name) {
+  return shared_data() / "tokenizers" / name / "tokenizer.model";
+}
+
+inline std::filesystem::path tokenizer_fixture(const std::string& name) { return fixture("tokenizer") / name; }
+
 // A new empty directory under the system temp dir, unique per call.
 inline std::filesystem::path temp_dir(const std::string& tag) {
   static std::mt19937_64 rng(std::random_device{}());
@@ -39,6 +57,8 @@ inline std::string read_file(const std::filesystem::path& path) {
   std::ifstream f(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
+
+inline nlohmann::json read_json(const std::filesystem::path& path) { return nlohmann::json::parse(read_file(path)); }
 
 struct CommandResult {
   int exit_code = -1;
