@@ -14,12 +14,7 @@
 
 #include "models/bpe_tokenizer.h"
 #include "models/error.h"
-
-static double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
-}
+#include "tests/bench_corpus.h"
 
 int main(int argc, char** argv) {
   if (argc < 3) {
@@ -33,35 +28,15 @@ int main(int argc, char** argv) {
                          ? mt::load_tokenizer_json_bpe(tok_path)
                          : mt::load_tiktoken_bpe(tok_path, mt::llama3_special_tokens());
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::string text;
-    for (int i = 2; i < argc; ++i) {
-      std::ifstream f(argv[i], std::ios::binary);
-      if (!f) throw mt::Error(std::string(argv[i]) + ": cannot open");
-      std::stringstream ss;
-      ss << f.rdbuf();
-      text += ss.str();
-    }
-    if (text.empty()) throw mt::Error("no text");
-    const size_t target = 20u << 20;
-    std::string data;
-    while (data.size() < target) data += text;
-    // 1 MB chunks cut at a newline, as a data loader would feed documents.
-    std::vector<std::string_view> chunks;
-    for (size_t pos = 0; pos < data.size();) {
-      size_t end = std::min(data.size(), pos + (1u << 20));
-      const size_t nl = data.rfind('\n', end);
-      if (end < data.size() && nl != std::string::npos && nl > pos) end = nl + 1;
-      chunks.emplace_back(data.data() + pos, end - pos);
-      pos = end;
-    }
-    double best = 1e30;
+    const std::string data = mt::bench::repeat_to_corpus(
+        mt::bench::read_texts(std::vector<std::string>(argv + 2, argv + argc)));
+    const std::vector<std::string_view> chunks = mt::bench::newline_chunks(data);
     size_t tokens = 0;
-    for (int rep = 0; rep < 3; ++rep) {
-      tokens = 0;
-      const double a = thread_cpu_seconds();
-      for (auto c : chunks) tokens += mt::bpe_encode(*tok, c, false).size();
-      best = std::min(best, thread_cpu_seconds() - a);
-    }
+    const double best = mt::bench::best_of_3([&] {
+      size_t n = 0;
+      for (auto c : chunks) n += mt::bpe_encode(*tok, c, false).size();
+      return n;
+    }, &tokens);
     // Order-sensitive checksum of all ids, sum((i + 1) * id) mod 2^64, as bench_tokenizers.py prints.
     uint64_t sum = 0, i = 0;
     for (auto c : chunks) {

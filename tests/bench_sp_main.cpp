@@ -19,12 +19,7 @@
 
 #include "models/error.h"
 #include "models/sentencepiece_tokenizer.h"
-
-static double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
-}
+#include "tests/bench_corpus.h"
 
 int main(int argc, char** argv) {
   if (argc < 3) {
@@ -34,20 +29,13 @@ int main(int argc, char** argv) {
   try {
     const std::string model = argv[1];
     bool lines = false;
-    std::string text;
+    std::vector<std::string> files;
     for (int i = 2; i < argc; ++i) {
-      if (std::string(argv[i]) == "--lines") {
-        lines = true;
-        continue;
-      }
-      std::ifstream f(argv[i], std::ios::binary);
-      if (!f) throw mt::Error(std::string(argv[i]) + ": cannot open");
-      std::stringstream ss;
-      ss << f.rdbuf();
-      text += ss.str();
+      if (std::string(argv[i]) == "--lines") lines = true;
+      else files.push_back(argv[i]);
     }
-    if (text.empty()) throw mt::Error("no text");
-    const size_t target = 20u << 20;
+    const std::string text = mt::bench::read_texts(files);
+    const size_t target = mt::bench::kCorpusBytes;
     std::string data;
     std::vector<std::string_view> pieces;
     if (lines) {
@@ -66,24 +54,16 @@ int main(int argc, char** argv) {
         }
       data.resize(bytes);  // only its size is reported
     } else {
-      while (data.size() < target) data += text;
-      for (size_t pos = 0; pos < data.size();) {  // 1 MB chunks cut at a newline, as bench_bpe
-        size_t end = std::min(data.size(), pos + (1u << 20));
-        const size_t nl = data.rfind('\n', end);
-        if (end < data.size() && nl != std::string::npos && nl > pos) end = nl + 1;
-        pieces.emplace_back(data.data() + pos, end - pos);
-        pos = end;
-      }
+      data = mt::bench::repeat_to_corpus(text);
+      pieces = mt::bench::newline_chunks(data);
     }
     auto run = [&](const char* impl, const std::function<size_t(std::string_view)>& encode) {
-      double best = 1e30;
       size_t tokens = 0;
-      for (int rep = 0; rep < 3; ++rep) {
-        tokens = 0;
-        const double a = thread_cpu_seconds();
-        for (auto p : pieces) tokens += encode(p);
-        best = std::min(best, thread_cpu_seconds() - a);
-      }
+      const double best = mt::bench::best_of_3([&] {
+        size_t n = 0;
+        for (auto p : pieces) n += encode(p);
+        return n;
+      }, &tokens);
       std::printf("bench_sp: %s, %s: %.1f MB in %zu %s, %zu tokens: %.2f MB/s per CPU second, single-threaded\n",
                   impl, model.c_str(), data.size() / 1e6, pieces.size(), lines ? "lines" : "chunks", tokens,
                   data.size() / 1e6 / best);
