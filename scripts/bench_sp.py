@@ -7,18 +7,10 @@ encodes: default the files concatenated, repeated to ~20 MB and cut into 1 MB ch
     python scripts/bench_sp.py MODEL [--lines] TEXT_FILE...
 """
 import argparse
-import time
 
 import sentencepiece as spm
 
-
-def best_of(fn, n=3):
-    best = 1e30
-    for _ in range(n):
-        t = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - t)
-    return best
+from bench_tokenizers import best_of, chunks_of  # same chunks and timing as the other benches
 
 
 def main():
@@ -36,17 +28,10 @@ def main():
             for l in base:
                 pieces.append(l)
                 nbytes += len(l)
+        pieces = [p.decode("utf-8") for p in pieces]
     else:
-        data = text * -(-target // len(text))
-        pieces, pos, nbytes = [], 0, len(data)
-        while pos < len(data):
-            end = min(len(data), pos + (1 << 20))
-            nl = data.rfind(b"\n", pos, end + 1)  # bench_sp looks at position `end` too
-            if end < len(data) and nl > pos:
-                end = nl + 1
-            pieces.append(data[pos:end])
-            pos = end
-    pieces = [p.decode("utf-8") for p in pieces]
+        data, pieces = chunks_of(text, target)
+        nbytes = len(data)
     sp = spm.SentencePieceProcessor(model_file=a.model)
     tokens = sum(len(x) for x in sp.encode(pieces, num_threads=1))
     secs = best_of(lambda: [sp.encode(p) for p in pieces])

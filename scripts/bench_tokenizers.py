@@ -52,7 +52,7 @@ def chunks_of(data, target=20 << 20, chunk=1 << 20):
     out, pos = [], 0
     while pos < len(rep):
         end = min(len(rep), pos + chunk)
-        nl = rep.rfind(b"\n", pos, end)
+        nl = rep.rfind(b"\n", pos, end + 1)  # position `end` too, as C++ rfind('\n', end) does
         if end < len(rep) and nl > pos:
             end = nl + 1
         out.append(rep[pos:end].decode("utf-8", errors="strict"))
