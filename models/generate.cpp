@@ -60,13 +60,16 @@ std::vector<std::vector<int64_t>> generate(const Transformer& model, const std::
   at::Tensor pos = at::zeros({B, max_len}, at::kLong);
   at::Tensor valid = at::zeros({B, max_len}, at::kBool);
   std::vector<int64_t> next_pos(static_cast<size_t>(B));
+  // Accessors write in place; `ids[b][t] = x` would build a Tensor view per element.
+  auto ids_a = ids.accessor<int64_t, 2>(), pos_a = pos.accessor<int64_t, 2>();
+  auto valid_a = valid.accessor<bool, 2>();
   for (int64_t b = 0; b < B; ++b) {
     const auto& p = prompts[static_cast<size_t>(b)];
     const int64_t len = static_cast<int64_t>(p.size()), pad = max_len - len;
     for (int64_t t = 0; t < len; ++t) {
-      ids[b][pad + t] = p[static_cast<size_t>(t)];
-      pos[b][pad + t] = t;
-      valid[b][pad + t] = true;
+      ids_a[b][pad + t] = p[static_cast<size_t>(t)];
+      pos_a[b][pad + t] = t;
+      valid_a[b][pad + t] = true;
     }
     next_pos[static_cast<size_t>(b)] = len;
   }
@@ -90,6 +93,8 @@ std::vector<std::vector<int64_t>> generate(const Transformer& model, const std::
     bool all_done = true;
     at::Tensor step_ids = at::zeros({B, 1}, at::kLong), step_pos = at::zeros({B, 1}, at::kLong);
     at::Tensor step_valid = at::zeros({B, 1}, at::kBool);
+    auto step_ids_a = step_ids.accessor<int64_t, 2>(), step_pos_a = step_pos.accessor<int64_t, 2>();
+    auto step_valid_a = step_valid.accessor<bool, 2>();
     for (int64_t b = 0; b < B; ++b) {
       const size_t bi = static_cast<size_t>(b);
       if (done[bi]) continue;
@@ -99,9 +104,9 @@ std::vector<std::vector<int64_t>> generate(const Transformer& model, const std::
         done[bi] = true;
         continue;
       }
-      step_ids[b][0] = tok;
-      step_pos[b][0] = next_pos[bi]++;
-      step_valid[b][0] = true;
+      step_ids_a[b][0] = tok;
+      step_pos_a[b][0] = next_pos[bi]++;
+      step_valid_a[b][0] = true;
       all_done = false;
     }
     if (all_done || step + 1 == s.max_new_tokens) break;

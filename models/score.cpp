@@ -37,16 +37,20 @@ std::vector<NllResult> score_nll(const Transformer& model, const std::vector<Sco
     at::Tensor ids = at::zeros({B, S}, at::kLong), pos = at::zeros({B, S}, at::kLong);
     at::Tensor valid = at::zeros({B, S}, at::kBool);
     at::Tensor target = at::full({B, S}, -1, at::kLong);  // target[b, t]: the token logits[b, t] predict
+    // Accessors write in place; `ids[b][t] = x` would build a Tensor view per element.
+    auto ids_a = ids.accessor<int64_t, 2>(), pos_a = pos.accessor<int64_t, 2>();
+    auto target_a = target.accessor<int64_t, 2>();
+    auto valid_a = valid.accessor<bool, 2>();
     for (int64_t b = 0; b < B; ++b) {
       const auto& q = requests[first + static_cast<size_t>(b)];
       std::vector<int64_t> seq = q.prompt_ids;
       seq.insert(seq.end(), q.target_ids.begin(), q.target_ids.end());
       const int64_t P = static_cast<int64_t>(q.prompt_ids.size());
       for (int64_t t = 0; t < static_cast<int64_t>(seq.size()); ++t) {
-        ids[b][t] = seq[static_cast<size_t>(t)];
-        pos[b][t] = t;
-        valid[b][t] = true;
-        if (t >= P) target[b][t - 1] = seq[static_cast<size_t>(t)];
+        ids_a[b][t] = seq[static_cast<size_t>(t)];
+        pos_a[b][t] = t;
+        valid_a[b][t] = true;
+        if (t >= P) target_a[b][t - 1] = seq[static_cast<size_t>(t)];
       }
     }
     at::Tensor hidden = transformer_hidden(model, ids.to(device), pos.to(device), valid.to(device));
