@@ -6,9 +6,9 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
-#include <fstream>
 #include <set>
 
+#include "models/atomic_file.h"
 #include "models/error.h"
 #include "models/safetensors.h"
 
@@ -74,18 +74,6 @@ LoadedModel load_model_dir(const fs::path& dir, c10::Device device, std::optiona
 
 namespace {
 
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error(fmt::format("{}: cannot open for writing", tmp.string()));
-    f << text;
-    f.flush();
-    if (!f) throw Error(fmt::format("{}: write failed", tmp.string()));
-  }
-  fs::rename(tmp, path);
-}
-
 const char* dtype_config_name(at::ScalarType t) {
   switch (t) {
     case at::kBFloat16: return "bfloat16";
@@ -123,8 +111,8 @@ void save_model_dir(const Transformer& model, const GenerationDefaults& generati
   // Record the dtype the weights are now stored in, in the key the file already uses.
   const char* dtype_key = config.contains("torch_dtype") ? "torch_dtype" : "dtype";
   config[dtype_key] = dtype_config_name(model.embed.scalar_type());
-  write_text_atomic(dir / "config.json", config.dump(2) + "\n");
-  if (!generation.raw.is_null()) write_text_atomic(dir / "generation_config.json", generation.raw.dump(2) + "\n");
+  write_text_file_atomically(dir / "config.json", config.dump(2) + "\n");
+  if (!generation.raw.is_null()) write_text_file_atomically(dir / "generation_config.json", generation.raw.dump(2) + "\n");
 }
 
 }  // namespace mt

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "models/atomic_file.h"
 #include "models/error.h"
 
 // safetensors is little-endian; we memcpy tensor bytes as they are.
@@ -76,54 +77,6 @@ std::optional<StDtype> from_scalar_type(at::ScalarType t) {
     case at::kFloat8_e5m2: return StDtype::F8_E5M2;
     default: return std::nullopt;
   }
-}
-
-void write_all(int fd, const void* buf, size_t n, const std::string& path) {
-  const char* p = static_cast<const char*>(buf);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, std::min<size_t>(n, size_t{1} << 30));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error(path + ": write failed: " + errno_text(errno));
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-// Makes the rename durable; some filesystems cannot fsync a directory (EINVAL), which is fine.
-void fsync_dir(const fs::path& file) {
-  fs::path dir = file.parent_path();
-  if (dir.empty()) dir = ".";
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw Error(dir.string() + ": cannot open directory to fsync: " + errno_text(errno));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0 && err != EINVAL) throw Error(dir.string() + ": fsync failed: " + errno_text(err));
-}
-
-// Writes `path` via `path.tmp.<pid>`: fill, fsync, rename, fsync the directory. A crash leaves
-// either the old file or the new one under `path`, never a torn one.
-void write_atomically(const fs::path& path, const std::function<void(int fd, const std::string& tmp)>& fill) {
-  const std::string tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(tmp + ": cannot create: " + errno_text(errno));
-  try {
-    fill(fd, tmp);
-    if (::fsync(fd) != 0) throw Error(tmp + ": fsync failed: " + errno_text(errno));
-    const int rc = ::close(fd);
-    fd = -1;
-    if (rc != 0) throw Error(tmp + ": close failed: " + errno_text(errno));
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      throw Error(tmp + ": cannot rename to " + path.string() + ": " + errno_text(errno));
-    }
-  } catch (...) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  fsync_dir(path);
 }
 
 // Shard file names from an index come from an untrusted file: plain names inside the directory only.
@@ -318,7 +271,7 @@ void write_safetensors(const fs::path& path, const NamedTensors& tensors,
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
-  write_atomically(path, [&](int fd, const std::string& tmp) {
+  write_file_atomically(path, [&](int fd, const std::string& tmp) {
     write_all(fd, len, sizeof(len), tmp);
     write_all(fd, text.data(), text.size(), tmp);
     for (size_t i = 0; i < tensors.size(); ++i) {
@@ -388,7 +341,7 @@ std::vector<fs::path> write_sharded_safetensors(const fs::path& dir, const Named
     throw Error(dir.string() + ": tensor names must be valid UTF-8: " + e.what());
   }
   written.push_back(dir / kIndexFile);
-  write_atomically(written.back(),
+  write_file_atomically(written.back(),
                    [&](int fd, const std::string& tmp) { write_all(fd, text.data(), text.size(), tmp); });
   return written;
 }
