@@ -1,0 +1,117 @@
+// The run configuration: one schema table (every key typed, defaulted and documented in one place,
+// config.cpp), strict YAML parsing with file:line errors and "did you mean" suggestions, `--set
+// a.b=value` overrides, the resolved config written back as YAML, and the resume-compatibility rule
+// (which keys may change when a run is resumed).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "trainer/data_formats.h"
+
+namespace mt {
+
+struct ModelSection {
+  std::string path;                    // HF model dir (config.json + weights, or config.json only with init: random)
+  std::string tokenizer;               // tokenizer dir or file; "" = model.path
+  std::string init = "pretrained";     // "pretrained" (load weights) | "random" (init_transformer from config.json)
+  std::string dtype = "bfloat16";      // compute dtype: "bfloat16" | "float32"
+  bool pure_bf16 = false;              // bf16 weights and optimizer state (no fp32 master copy)
+  bool activation_checkpointing = false;  // recompute each decoder layer in the backward pass
+  std::string device = "auto";         // "auto" (cuda when available) | "cpu" | "cuda"
+};
+
+struct DataSection {
+  std::vector<DataSourceConfig> sources;       // training sources (at least one)
+  std::vector<DataSourceConfig> eval_sources;  // held-out sources; when empty, eval_fraction of the training data
+  double eval_fraction = 0.0;                  // fraction of training examples held out (0 = no eval)
+  std::string template_name = "auto";          // YAML key "template": llama3 | llama2 | mistral | chatml | alpaca | auto
+  int64_t max_len = 2048;                      // packed row length (tokens)
+  std::string packing = "first_fit";           // "first_fit" | "sequential" | "none"
+  bool train_on_prompt = false;
+  std::string too_long = "truncate";           // "truncate" | "drop"
+  std::string on_malformed = "fail";           // default for every source: "fail" | "skip"
+  bool shuffle = true;
+  std::string cache_dir;                       // token cache dir; "" = <run_dir>/cache
+};
+
+struct OptimizerSection {
+  double lr = 2e-5;
+  double beta1 = 0.9, beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // decoupled; never applied to norms and biases
+  bool fused = true;          // ATen's fused AdamW kernel (CPU and CUDA); false = the foreach reference
+};
+
+struct ScheduleSection {
+  std::string type = "cosine";  // "constant" | "linear" | "cosine"
+  int64_t warmup_steps = 0;
+  double min_lr_ratio = 0.0;    // final lr = lr * min_lr_ratio (linear, cosine)
+};
+
+struct TrainingSection {
+  int64_t max_steps = 0;            // optimizer steps; 0 = from epochs
+  double epochs = 1.0;              // used when max_steps = 0
+  int64_t micro_batch_size = 1;     // rows per forward pass
+  int64_t grad_accum_steps = 1;     // micro-batches per optimizer step
+  double max_grad_norm = 1.0;       // global-norm clipping; 0 = off
+  int64_t seed = 0;
+  int64_t eval_every = 0;           // optimizer steps between evaluations; 0 = only at the end (if eval data)
+  int64_t eval_max_batches = 0;     // 0 = the whole eval split
+  int64_t checkpoint_every = 0;     // optimizer steps between checkpoints; 0 = only at the end
+  int64_t max_consecutive_nonfinite = 5;  // stop after this many skipped (NaN/Inf) steps in a row
+  int64_t loss_chunk_tokens = 4096; // rows of the chunked linear + cross-entropy
+};
+
+struct OutputSection {
+  std::string run_dir;          // required (or --run-dir)
+  int64_t keep_last = 3;        // checkpoints kept (0 = all)
+  bool export_final = true;     // YAML key "export": write final/ as a HF model dir
+  std::string export_dtype = "auto";  // "auto" (the base checkpoint's dtype) | "bfloat16" | "float32" | "float16"
+  int64_t max_shard_bytes = 5000000000;
+};
+
+struct LoggingSection {
+  int64_t log_every = 10;        // plain log lines every N steps when not a TTY
+  std::string progress = "auto"; // "auto" (bar on a TTY, lines otherwise) | "bar" | "lines" | "none"
+  bool tensorboard = true;
+};
+
+struct TrainConfig {
+  ModelSection model;
+  DataSection data;
+  OptimizerSection optimizer;
+  ScheduleSection schedule;
+  TrainingSection training;
+  OutputSection output;
+  LoggingSection logging;
+};
+
+// One schema entry, for `maintune config --schema` and docs/config.md.
+struct ConfigKeyDoc {
+  std::string path;           // "training.micro_batch_size"; list entries as "data.sources[].path"
+  std::string type;           // "int" | "float" | "bool" | "string" | "enum(a|b)" | "list" | ...
+  std::string default_value;  // as YAML
+  std::string doc;
+  bool resume_safe = false;   // may change when resuming
+};
+const std::vector<ConfigKeyDoc>& config_schema();
+std::string format_config_schema();  // the table `maintune config --schema` prints
+
+// Loads a YAML file, applies overrides ("a.b=value", value parsed as YAML scalar or flow sequence /
+// map), checks every key, type and value, resolves relative paths (config file's folder for keys
+// from the file, the current directory for overrides), and returns the typed config. Errors are
+// mt::Error "FILE:LINE:COL: key path: what is wrong" (overrides: "--set a.b=v: ...") with a
+// "did you mean 'x'?" for unknown keys. An empty `path` means defaults + overrides only.
+TrainConfig load_train_config(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
+
+// The fully resolved config as YAML (every key, defaults included); load_train_config of this text
+// gives back the same config.
+std::string train_config_to_yaml(const TrainConfig& config);
+
+// Keys whose values differ between two configs and are not resume_safe, as "key: old -> new"
+// lines; empty when `resumed` may continue a run started with `saved`.
+std::vector<std::string> resume_incompatibilities(const TrainConfig& saved, const TrainConfig& resumed);
+
+}  // namespace mt
