@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cerrno>
 #include <system_error>
 
@@ -17,9 +19,30 @@ namespace {
 
 std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
 
+// Bytes write_all may still write before the injected ENOSPC; -1 = no fault, -2 = not read yet.
+std::atomic<int64_t> g_write_budget{-2};
+
+void charge_write_budget(size_t n, const std::string& path) {
+  int64_t budget = g_write_budget.load();
+  if (budget == -2) {
+    const char* env = std::getenv("MAINTUNE_FAULT_ENOSPC_AFTER_BYTES");
+    budget = env != nullptr && *env != '\0' ? std::strtoll(env, nullptr, 10) : -1;
+    g_write_budget.store(budget);
+  }
+  if (budget < 0) return;
+  if (static_cast<int64_t>(n) > budget) {
+    g_write_budget.store(0);
+    throw Error(path + ": write failed: " + errno_text(ENOSPC) + " (injected fault)");
+  }
+  g_write_budget.fetch_sub(static_cast<int64_t>(n));
+}
+
 }  // namespace
 
+void inject_write_fault_after_bytes(int64_t bytes) { g_write_budget.store(bytes < 0 ? -1 : bytes); }
+
 void write_all(int fd, const void* buf, size_t n, const std::string& path) {
+  charge_write_budget(n, path);
   const char* p = static_cast<const char*>(buf);
   while (n > 0) {
     const ssize_t w = ::write(fd, p, std::min<size_t>(n, size_t{1} << 30));
@@ -32,12 +55,9 @@ void write_all(int fd, const void* buf, size_t n, const std::string& path) {
   }
 }
 
-namespace {
-
-// Makes the rename durable; some filesystems cannot fsync a directory (EINVAL), which is fine.
-void fsync_dir(const fs::path& file) {
-  fs::path dir = file.parent_path();
-  if (dir.empty()) dir = ".";
+// Some filesystems cannot fsync a directory (EINVAL), which is fine.
+void fsync_directory(const fs::path& dir_in) {
+  const fs::path dir = dir_in.empty() ? fs::path(".") : dir_in;
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) throw Error(dir.string() + ": cannot open directory to fsync: " + errno_text(errno));
   const int rc = ::fsync(fd);
@@ -45,8 +65,6 @@ void fsync_dir(const fs::path& file) {
   ::close(fd);
   if (rc != 0 && err != EINVAL) throw Error(dir.string() + ": fsync failed: " + errno_text(err));
 }
-
-}  // namespace
 
 // Writes `path` via `path.tmp.<pid>`: fill, fsync, rename, fsync the directory. A crash leaves
 // either the old file or the new one under `path`, never a torn one.
@@ -68,7 +86,7 @@ void write_file_atomically(const fs::path& path, const std::function<void(int fd
     ::unlink(tmp.c_str());
     throw;
   }
-  fsync_dir(path);
+  fsync_directory(path.parent_path());
 }
 
 void write_text_file_atomically(const fs::path& path, const std::string& text) {

@@ -155,12 +155,15 @@ KVCache make_kv_cache(const Transformer& model, int64_t batch, int64_t capacity)
 }
 
 at::Tensor transformer_hidden(const Transformer& model, const at::Tensor& input_ids, const at::Tensor& positions,
-                              const at::Tensor& valid, KVCache* cache, const at::Tensor& doc_ids) {
+                              const at::Tensor& valid, KVCache* cache, const at::Tensor& doc_ids,
+                              const ForwardOptions& options) {
   const ModelConfig& c = model.config;
   TORCH_CHECK(input_ids.dim() == 2 && positions.sizes() == input_ids.sizes(),
               "transformer_hidden: input_ids and positions must both be [B, S]");
   TORCH_CHECK(!doc_ids.defined() || (cache == nullptr && doc_ids.sizes() == input_ids.sizes()),
               "transformer_hidden: doc_ids must be [B, S] and cannot be combined with a KV cache");
+  TORCH_CHECK(!options.plain_causal || (!valid.defined() && !doc_ids.defined() && cache == nullptr),
+              "transformer_hidden: plain_causal excludes valid, doc_ids and a KV cache");
   const int64_t B = input_ids.size(0), S = input_ids.size(1);
   const auto dtype = model.embed.scalar_type();
 
@@ -178,34 +181,45 @@ at::Tensor transformer_hidden(const Transformer& model, const at::Tensor& input_
   }
   auto [cos, sin] = rope_cos_sin(model.inv_freq, positions, c, dtype);
   // Masks depend only on the window size; build each distinct one once.
+  // A window at least S long never cuts a plain causal row, so such rows need no mask at all.
   std::map<int64_t, at::Tensor> masks;
-  for (int64_t w : c.sliding_window)
-    if (!masks.count(w)) masks[w] = attention_mask(positions, key_pos, w, doc_ids);
+  for (int64_t w : c.sliding_window) {
+    if (masks.count(w)) continue;
+    masks[w] = options.plain_causal && (w <= 0 || w >= S) ? at::Tensor() : attention_mask(positions, key_pos, w, doc_ids);
+  }
 
   at::Tensor h = at::embedding(model.embed, input_ids);
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
   for (size_t i = 0; i < model.layers.size(); ++i) {
-    const LayerWeights& l = model.layers[i];
-    at::Tensor x = kernels::rms_norm(h, l.input_norm, c.rms_norm_eps);
-    at::Tensor q = linear(x, l.q_proj, l.q_bias).view({B, S, c.num_heads, c.head_dim}).transpose(1, 2);
-    at::Tensor k = linear(x, l.k_proj, l.k_bias).view({B, S, c.num_kv_heads, c.head_dim}).transpose(1, 2);
-    at::Tensor v = linear(x, l.v_proj, l.v_bias).view({B, S, c.num_kv_heads, c.head_dim}).transpose(1, 2);
-    q = apply_rope(q, cos, sin);
-    k = apply_rope(k, cos, sin);
-    if (cache != nullptr) {
-      cache->k[i].narrow(2, start, S).copy_(k);
-      cache->v[i].narrow(2, start, S).copy_(v);
-      k = cache->k[i].narrow(2, 0, start + S);
-      v = cache->v[i].narrow(2, 0, start + S);
-    }
-    at::Tensor attn = at::scaled_dot_product_attention(q, k, v, masks.at(c.sliding_window[i]), 0.0,
-                                                       /*is_causal=*/false, scale, /*enable_gqa=*/true);
-    attn = attn.transpose(1, 2).reshape({B, S, c.num_heads * c.head_dim});
-    h = h + linear(attn, l.o_proj, l.o_bias);
-    x = kernels::rms_norm(h, l.post_norm, c.rms_norm_eps);
-    at::Tensor gate = linear(x, l.gate_proj, l.gate_bias);
-    at::Tensor up = linear(x, l.up_proj, l.up_bias);
-    h = h + linear(at::silu(gate) * up, l.down_proj, l.down_bias);
+    // Everything is captured by value: activation checkpointing calls `run` again in the backward
+    // pass, after this function has returned.
+    const at::Tensor mask = masks.at(c.sliding_window[i]);
+    const double eps = c.rms_norm_eps;
+    const int64_t n_heads = c.num_heads, n_kv = c.num_kv_heads, head_dim = c.head_dim;
+    auto run = [l = model.layers[i], cos = cos, sin = sin, mask, cache, start, B, S, i, eps, n_heads, n_kv, head_dim,
+                scale](const at::Tensor& h_in) {
+      at::Tensor x = kernels::rms_norm(h_in, l.input_norm, eps);
+      at::Tensor q = linear(x, l.q_proj, l.q_bias).view({B, S, n_heads, head_dim}).transpose(1, 2);
+      at::Tensor k = linear(x, l.k_proj, l.k_bias).view({B, S, n_kv, head_dim}).transpose(1, 2);
+      at::Tensor v = linear(x, l.v_proj, l.v_bias).view({B, S, n_kv, head_dim}).transpose(1, 2);
+      q = apply_rope(q, cos, sin);
+      k = apply_rope(k, cos, sin);
+      if (cache != nullptr) {
+        cache->k[i].narrow(2, start, S).copy_(k);
+        cache->v[i].narrow(2, start, S).copy_(v);
+        k = cache->k[i].narrow(2, 0, start + S);
+        v = cache->v[i].narrow(2, 0, start + S);
+      }
+      at::Tensor attn = at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/!mask.defined(), scale,
+                                                         /*enable_gqa=*/true);
+      attn = attn.transpose(1, 2).reshape({B, S, n_heads * head_dim});
+      at::Tensor h_mid = h_in + linear(attn, l.o_proj, l.o_bias);
+      x = kernels::rms_norm(h_mid, l.post_norm, eps);
+      at::Tensor gate = linear(x, l.gate_proj, l.gate_bias);
+      at::Tensor up = linear(x, l.up_proj, l.up_bias);
+      return h_mid + linear(at::silu(gate) * up, l.down_proj, l.down_bias);
+    };
+    h = options.wrap_layer ? options.wrap_layer(i, h, run) : run(h);
   }
   if (cache != nullptr) cache->length = start + S;
   return kernels::rms_norm(h, model.final_norm, c.rms_norm_eps);

@@ -4,6 +4,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -51,6 +52,17 @@ struct KVCache {
 
 KVCache make_kv_cache(const Transformer& model, int64_t batch, int64_t capacity);
 
+// Hooks the trainer applies from outside (the model code stays single-device, plain code).
+struct ForwardOptions {
+  // Every row holds one document at positions 0..S-1 with no padding: attention uses the causal
+  // kernel without a mask tensor (flash attention on CUDA). Not valid with valid/doc_ids/cache.
+  bool plain_causal = false;
+  // Called for each decoder layer instead of running it directly: wrap_layer(i, h, run) must
+  // return run(h) (activation checkpointing recomputes run in the backward pass).
+  std::function<at::Tensor(size_t layer, const at::Tensor& h, const std::function<at::Tensor(const at::Tensor&)>& run)>
+      wrap_layer;
+};
+
 // Forward pass. input_ids, positions: [B, S] int64. `valid` (optional, [B, S] bool) marks real
 // tokens; padding tokens are never attended to. Query q sees key k when k is valid, pos_k <= pos_q
 // and, in sliding-window layers, pos_q - pos_k < window. With `cache`, the new keys/values are
@@ -59,7 +71,7 @@ KVCache make_kv_cache(const Transformer& model, int64_t batch, int64_t capacity)
 // each document's positions start at 0. Returns hidden states [B, S, H] after the final norm.
 at::Tensor transformer_hidden(const Transformer& model, const at::Tensor& input_ids, const at::Tensor& positions,
                               const at::Tensor& valid = {}, KVCache* cache = nullptr,
-                              const at::Tensor& doc_ids = {});
+                              const at::Tensor& doc_ids = {}, const ForwardOptions& options = {});
 
 // Logits [B, S, V] = hidden @ lm_head^T, in the weights' dtype.
 at::Tensor transformer_logits(const Transformer& model, const at::Tensor& hidden);

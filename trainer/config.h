@@ -103,8 +103,13 @@ std::string format_config_schema();  // the table `maintune config --schema` pri
 // map), checks every key, type and value, resolves relative paths (config file's folder for keys
 // from the file, the current directory for overrides), and returns the typed config. Errors are
 // mt::Error "FILE:LINE:COL: key path: what is wrong" (overrides: "--set a.b=v: ...") with a
-// "did you mean 'x'?" for unknown keys. An empty `path` means defaults + overrides only.
+// "did you mean 'x'?" for unknown keys. An empty `path` means defaults + overrides only. Required
+// keys are not checked here (the CLI may still set output.run_dir): see check_train_config_complete.
 TrainConfig load_train_config(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
+
+// Throws mt::Error naming every required key that is unset (model.path, output.run_dir, a
+// data.sources entry) and how to set it.
+void check_train_config_complete(const TrainConfig& config);
 
 // The fully resolved config as YAML (every key, defaults included); load_train_config of this text
 // gives back the same config.

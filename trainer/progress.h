@@ -28,6 +28,7 @@ class Progress {
   std::FILE* out_;
   int64_t total_, log_every_;
   bool bar_ = false, none_ = false, bar_drawn_ = false;
+  std::string last_bar_;  // the bar line last drawn, redrawn after a message()
 };
 
 // "1h02m", "3m05s", "12s"; "?" for non-finite or negative.

@@ -62,6 +62,11 @@ std::vector<int64_t> Args::get_int_list(const std::string& name) const {
   return out;
 }
 
+std::vector<std::string> Args::get_all(const std::string& name) const {
+  auto it = all_values.find(name);
+  return it == all_values.end() ? std::vector<std::string>{} : it->second;
+}
+
 Args parse_args(int argc, char** argv, const std::vector<OptionSpec>& spec) {
   Args args;
   for (int i = 0; i < argc; ++i) {
@@ -92,6 +97,7 @@ Args parse_args(int argc, char** argv, const std::vector<OptionSpec>& spec) {
       value = argv[++i];
     }
     args.values[name] = value;
+    args.all_values[name].push_back(value);
   }
   return args;
 }

@@ -18,7 +18,8 @@ struct OptionSpec {
 };
 
 struct Args {
-  std::map<std::string, std::string> values;
+  std::map<std::string, std::string> values;              // the last value of each option
+  std::map<std::string, std::vector<std::string>> all_values;  // every value, for repeatable options
   std::set<std::string> flags;
   bool help = false;
 
@@ -28,6 +29,7 @@ struct Args {
   int64_t get_int(const std::string& name, int64_t fallback) const;
   double get_double(const std::string& name, double fallback) const;
   std::vector<int64_t> get_int_list(const std::string& name) const;  // "1,2,3"
+  std::vector<std::string> get_all(const std::string& name) const;   // --set a=1 --set b=2
 };
 
 struct UsageError : std::runtime_error {

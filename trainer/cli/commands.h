@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "models/checkpoint_dir.h"
+#include "trainer/config.h"
 #include "trainer/cli/args.h"
 
 namespace mt::cli {
@@ -12,6 +13,9 @@ namespace mt::cli {
 int cmd_generate(int argc, char** argv);
 int cmd_score(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
+int cmd_train(int argc, char** argv);
+int cmd_config(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
 
 // Shared by the model-using subcommands: --model, --device, --dtype.
 std::vector<OptionSpec> model_options();
@@ -22,5 +26,8 @@ LoadedModel load_model_from_args(const Args& args);
 // `allow_empty`. Errors start with `where` ("FILE:LINE") and name `field`.
 void check_token_ids(const std::vector<int64_t>& ids, const ModelConfig& config, const std::string& where,
                      const char* field, bool allow_empty);
+
+// The run config of train-like commands: --config FILE, --set overrides, --run-dir.
+TrainConfig train_config_from_args(const Args& args);
 
 }  // namespace mt::cli

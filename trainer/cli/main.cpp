@@ -17,6 +17,9 @@ const char* kUsage =
     "  generate   generate continuations for token-id prompts (KV cache, greedy or sampled)\n"
     "  score      negative log-likelihood of target tokens given prompts, in fp32\n"
     "  tokenize   token ids of JSONL text lines with a model's tokenizer\n"
+    "  train      fine-tune a model from a YAML config (resumable)\n"
+    "  config     print the config schema, or a config resolved\n"
+    "  bench      training speed on a named model shape (tokens/s, MFU, peak memory)\n"
     "\n"
     "Run 'maintune <command> --help' for a command's options.\n";
 
@@ -32,6 +35,9 @@ int main(int argc, char** argv) {
     if (cmd == "generate") return mt::cli::cmd_generate(argc - 2, argv + 2);
     if (cmd == "score") return mt::cli::cmd_score(argc - 2, argv + 2);
     if (cmd == "tokenize") return mt::cli::cmd_tokenize(argc - 2, argv + 2);
+    if (cmd == "train") return mt::cli::cmd_train(argc - 2, argv + 2);
+    if (cmd == "config") return mt::cli::cmd_config(argc - 2, argv + 2);
+    if (cmd == "bench") return mt::cli::cmd_bench(argc - 2, argv + 2);
     std::cerr << "maintune: unknown command '" << cmd << "'\n\n" << kUsage;
     return 2;
   } catch (const mt::cli::UsageError& e) {

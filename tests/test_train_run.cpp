@@ -1,0 +1,319 @@
+// `maintune train` end to end on the tiny model: the loss falls, metrics and TensorBoard files are
+// written, a kill -9 at a random step followed by --resume auto reproduces the uninterrupted run's
+// losses exactly, SIGTERM stops gracefully, resume refuses changed settings, NaN steps are skipped,
+// and final/ loads in transformers with the same logits.
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "models/checkpoint_dir.h"
+#include "models/safetensors.h"
+#include "trainer/tensorboard.h"
+#include "tests/test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A small instruction set generated here: responses are functions of the instructions, so the
+// tiny model has something to learn within a few steps.
+fs::path write_dataset(const fs::path& dir, int n) {
+  const fs::path file = dir / "pairs.jsonl";
+  std::string text;
+  const char* words[] = {"apple", "river", "stone", "cloud", "maple", "tiger", "lemon", "piano"};
+  for (int i = 0; i < n; ++i) {
+    const std::string w = words[i % 8];
+    const std::string rev(w.rbegin(), w.rend());
+    text += nlohmann::json({{"instruction", "Reverse the word " + w + " number " + std::to_string(i)},
+                            {"input", ""},
+                            {"output", "The reversed word is " + rev + "."}})
+                .dump() +
+            "\n";
+  }
+  mt::test::write_file(file, text);
+  return file;
+}
+
+// A config for the tiny model of configs/ on the generated data; `extra` (whole top-level
+// sections) is appended.
+fs::path write_config(const fs::path& dir, const std::string& extra = "") {
+  const fs::path data = write_dataset(dir, 96);
+  const fs::path cfg = dir / "run.yaml";
+  mt::test::write_file(cfg, "model:\n  path: " + (fs::path(MT_SOURCE_DIR) / "configs" / "tiny_model").string() +
+                                "\n  init: random\n  dtype: float32\n  device: cpu\n"
+                                "data:\n  sources:\n    - path: " + data.string() +
+                                "\n      format: alpaca\n  template: llama3\n  max_len: 96\n"
+                                "optimizer:\n  lr: 0.003\n"
+                                "schedule:\n  type: cosine\n  warmup_steps: 2\n"
+                                "training:\n  max_steps: 16\n  micro_batch_size: 2\n  grad_accum_steps: 2\n"
+                                "  checkpoint_every: 2\n  seed: 5\n"
+                                "logging:\n  progress: lines\n  log_every: 4\n" + extra);
+  return cfg;
+}
+
+std::vector<nlohmann::json> step_lines(const fs::path& run) {
+  std::vector<nlohmann::json> out;
+  for (const auto& j : mt::test::json_lines(mt::test::read_file(run / "metrics.jsonl")))
+    if (j.contains("loss")) out.push_back(j);
+  return out;
+}
+
+int64_t count_lines(const fs::path& file) {
+  const std::string s = mt::test::read_file(file);
+  return static_cast<int64_t>(std::count(s.begin(), s.end(), '\n'));
+}
+
+// Starts `maintune ARGS` in the background; returns its pid. The exit code lands in `rc_file`.
+pid_t start_maintune(const std::string& args, const fs::path& pid_file, const fs::path& rc_file,
+                     const fs::path& log_file) {
+  const std::string cmd = "sh -c '\"" + std::string(MT_MAINTUNE_EXE) + "\" " + args + " >" + log_file.string() +
+                          " 2>&1 & echo $! > " + pid_file.string() + "; wait $!; echo $? > " + rc_file.string() +
+                          "' >/dev/null 2>&1 &";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  for (int i = 0; i < 2000 && mt::test::read_file(pid_file).empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return static_cast<pid_t>(std::stol(mt::test::read_file(pid_file)));
+}
+
+void wait_for_lines(const fs::path& file, int64_t n, int timeout_s = 300) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!fs::exists(file) || count_lines(file) < n) {
+    REQUIRE(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(timeout_s));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+void wait_for_file(const fs::path& file, int timeout_s = 300) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (mt::test::read_file(file).empty()) {
+    REQUIRE(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(timeout_s));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("train: the tiny model learns; metrics, TensorBoard, checkpoints and final/ are written", "[train]") {
+  const fs::path dir = mt::test::temp_dir("train_tiny");
+  const fs::path cfg = write_config(dir, "data_extra: 1\n");
+  auto bad = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(dir / "run"));
+  INFO(bad.output);
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.output.find("unknown section 'data_extra'") != std::string::npos);
+  CHECK(bad.output.find("run.yaml:") != std::string::npos);
+
+  const fs::path cfg2 = write_config(dir, "output:\n  keep_last: 3\n");
+  const fs::path run = dir / "run";
+  auto r = mt::test::run_maintune("train --config " + mt::test::quoted(cfg2) + " --run-dir " + mt::test::quoted(run) +
+                                  " --set training.eval_every=8 --set data.eval_fraction=0.1");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto steps = step_lines(run);
+  REQUIRE(steps.size() == 16);
+  for (const char* key : {"step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "peak_mem_bytes", "skipped_steps"})
+    for (const auto& s : steps) {
+      INFO(key);
+      CHECK(s.contains(key));
+    }
+  for (size_t i = 0; i < steps.size(); ++i) CHECK(steps[i]["step"] == static_cast<int64_t>(i + 1));
+  const double first = steps[0]["loss"].get<double>(), last = steps.back()["loss"].get<double>();
+  CHECK(first > 6.0);        // ~ln(1000) at random init
+  CHECK(last < first - 1.5);  // it learned
+  int evals = 0;
+  for (const auto& j : mt::test::json_lines(mt::test::read_file(run / "metrics.jsonl")))
+    if (j.contains("eval_loss")) {
+      ++evals;
+      CHECK(j["eval_loss"].get<double>() > 0);
+    }
+  CHECK(evals == 2);  // steps 8 and 16
+  CHECK(r.output.find("step 4/16") != std::string::npos);  // plain log lines every 4 steps
+
+  // Checkpoints: keep_last 3, latest pointer, resolved config saved.
+  CHECK(mt::test::read_file(run / "checkpoints" / "latest") == "step_0000016\n");
+  CHECK(fs::exists(run / "checkpoints" / "step_0000012"));
+  CHECK_FALSE(fs::exists(run / "checkpoints" / "step_0000010"));
+  CHECK(fs::exists(run / "config.yaml"));
+
+  // TensorBoard: one train/loss scalar per step, equal to metrics.jsonl's loss in float32.
+  std::vector<float> tb_losses;
+  for (const auto& e : fs::directory_iterator(run / "tensorboard"))
+    for (const auto& ev : mt::read_tensorboard_events(e.path()))
+      for (const auto& [tag, value] : ev.scalars)
+        if (tag == "train/loss") tb_losses.push_back(value);
+  REQUIRE(tb_losses.size() == 16);
+  CHECK(tb_losses[3] == static_cast<float>(steps[3]["loss"].get<double>()));
+
+  // final/: loads back in our loader with the trained weights.
+  const mt::LoadedModel fin = mt::load_model_dir(run / "final", at::kCPU);
+  CHECK(fs::exists(run / "final" / "tokenizer.json"));
+  CHECK(fin.model.config.vocab_size == 1000);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("train: kill -9 at a random step, then --resume auto, reproduces the losses exactly", "[train][resume]") {
+  const fs::path dir = mt::test::temp_dir("train_kill");
+  const fs::path cfg = write_config(dir);
+  const fs::path straight = dir / "straight", killed = dir / "killed";
+  auto r = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(straight));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto expected = step_lines(straight);
+  REQUIRE(expected.size() == 16);
+
+  std::mt19937 rng(std::random_device{}());
+  const int64_t kill_at = std::uniform_int_distribution<int64_t>(3, 12)(rng);
+  INFO("killed after step " << kill_at);
+  const pid_t pid = start_maintune("train --config " + cfg.string() + " --run-dir " + killed.string(), dir / "pid",
+                                   dir / "rc", dir / "log1");
+  wait_for_lines(killed / "metrics.jsonl", kill_at);
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  wait_for_file(dir / "rc");
+  CHECK(mt::test::read_file(dir / "rc") == "137\n");
+  const int64_t lines_at_kill = count_lines(killed / "metrics.jsonl");
+  REQUIRE(lines_at_kill < 16);  // it really died mid-run
+
+  auto again = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " +
+                                      mt::test::quoted(killed) + " --resume auto");
+  INFO(again.output);
+  REQUIRE(again.exit_code == 0);
+  CHECK(again.output.find("resuming from") != std::string::npos);
+  const auto got = step_lines(killed);
+  REQUIRE(got.size() == expected.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("step " << i + 1);
+    CHECK(got[i]["step"] == expected[i]["step"]);
+    CHECK(got[i]["loss"].get<double>() == expected[i]["loss"].get<double>());  // bit-exact
+    CHECK(got[i]["grad_norm"].get<double>() == expected[i]["grad_norm"].get<double>());
+    CHECK(got[i]["lr"].get<double>() == expected[i]["lr"].get<double>());
+  }
+  // The final weights are identical too.
+  const auto a = mt::load_safetensors_dir(straight / "final"), b = mt::load_safetensors_dir(killed / "final");
+  for (const auto& [name, t] : a) CHECK(at::equal(t, b.at(name)));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("train: SIGTERM stops after the step with a checkpoint and exit 0; resume finishes the run", "[train][resume]") {
+  const fs::path dir = mt::test::temp_dir("train_term");
+  const fs::path cfg = write_config(dir);
+  const fs::path run = dir / "run";
+  const pid_t pid = start_maintune("train --config " + cfg.string() + " --run-dir " + run.string() +
+                                       " --set training.checkpoint_every=0",
+                                   dir / "pid", dir / "rc", dir / "log");
+  wait_for_lines(run / "metrics.jsonl", 3);
+  REQUIRE(::kill(pid, SIGTERM) == 0);
+  wait_for_file(dir / "rc");
+  const std::string log = mt::test::read_file(dir / "log");
+  INFO(log);
+  CHECK(mt::test::read_file(dir / "rc") == "0\n");
+  CHECK(log.find("stopped by SIGTERM") != std::string::npos);
+  const int64_t stopped_at = static_cast<int64_t>(step_lines(run).size());
+  REQUIRE(stopped_at < 16);
+  CHECK(mt::test::read_file(run / "checkpoints" / "latest") == fmt::format("step_{:07d}\n", stopped_at));
+  CHECK(fs::exists(run / "checkpoints" / fmt::format("step_{:07d}", stopped_at)));
+  CHECK_FALSE(fs::exists(run / "final"));
+
+  // Without --resume the run directory is protected.
+  auto refused = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run));
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.output.find("--resume auto") != std::string::npos);
+
+  auto resumed = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run) +
+                                        " --set training.checkpoint_every=0 --resume auto");
+  INFO(resumed.output);
+  REQUIRE(resumed.exit_code == 0);
+  CHECK(step_lines(run).size() == 16);
+  CHECK(fs::exists(run / "final" / "config.json"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("train: resume refuses settings that change the run and allows harmless ones", "[train][resume]") {
+  const fs::path dir = mt::test::temp_dir("train_refuse");
+  const fs::path cfg = write_config(dir);
+  const fs::path run = dir / "run";
+  const std::string base = "train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run);
+  REQUIRE(mt::test::run_maintune(base + " --set training.max_steps=4").exit_code == 0);
+  auto bad = mt::test::run_maintune(base + " --set training.max_steps=4 --set data.max_len=64 --set "
+                                    "training.micro_batch_size=1 --resume auto");
+  INFO(bad.output);
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.output.find("data.max_len: 96 -> 64") != std::string::npos);
+  CHECK(bad.output.find("training.micro_batch_size") != std::string::npos);
+  auto ok = mt::test::run_maintune(base + " --set training.max_steps=4 --set logging.log_every=1 --set "
+                                   "training.eval_every=3 --resume auto");
+  INFO(ok.output);
+  CHECK(ok.exit_code == 0);
+
+  // A damaged newest checkpoint is reported and the previous one used.
+  std::filesystem::resize_file(run / "checkpoints" / "step_0000004" / "model.safetensors", 100);
+  auto skip = mt::test::run_maintune(base + " --set training.max_steps=4 --resume auto");
+  INFO(skip.output);
+  CHECK(skip.exit_code == 0);
+  CHECK(skip.output.find("skipping damaged checkpoint") != std::string::npos);
+  CHECK(skip.output.find("step_0000002") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("train: NaN losses are skipped and counted; too many in a row stop the run", "[train]") {
+  const fs::path dir = mt::test::temp_dir("train_nan");
+  const fs::path cfg = write_config(dir);
+  const std::string base = "train --config " + mt::test::quoted(cfg) + " --set training.max_steps=6";
+  auto r = mt::test::run_command("MAINTUNE_FAULT_NAN_STEPS=3 '" + std::string(MT_MAINTUNE_EXE) + "' " + base +
+                                 " --run-dir " + mt::test::quoted(dir / "one"));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto steps = step_lines(dir / "one");
+  REQUIRE(steps.size() == 6);
+  CHECK(steps[2]["loss"].is_null());  // NaN is written as null in JSON
+  CHECK(steps[2]["skipped_steps"] == 1);
+  CHECK(steps[5]["skipped_steps"] == 1);
+  CHECK(r.output.find("update skipped") != std::string::npos);
+
+  auto stop = mt::test::run_command("MAINTUNE_FAULT_NAN_STEPS=2,3,4 '" + std::string(MT_MAINTUNE_EXE) + "' " + base +
+                                    " --set training.max_consecutive_nonfinite=3 --run-dir " +
+                                    mt::test::quoted(dir / "three"));
+  INFO(stop.output);
+  CHECK(stop.exit_code == 1);
+  CHECK(stop.output.find("3 steps in a row had a non-finite loss") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("train: an unwritable run directory is a clear error", "[train]") {
+  const fs::path dir = mt::test::temp_dir("train_unwritable");
+  const fs::path cfg = write_config(dir);
+  mt::test::write_file(dir / "a_file", "x");
+  auto r = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " +
+                                  mt::test::quoted(dir / "a_file" / "run"));
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("cannot create the run directory") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("train: final/ loads in transformers and gives our logits", "[train][python]") {
+  const fs::path dir = mt::test::temp_dir("train_export");
+  const fs::path cfg = write_config(dir);
+  const fs::path run = dir / "run";
+  auto r = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run) +
+                                  " --set training.max_steps=3");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const mt::LoadedModel m = mt::load_model_dir(run / "final", at::kCPU);
+  c10::NoGradGuard no_grad;
+  at::Tensor ids = at::randint(1000, {2, 20}, at::kLong);
+  at::Tensor pos = at::arange(20, at::kLong).unsqueeze(0).expand({2, 20}).contiguous();
+  at::Tensor logits = mt::transformer_logits(m.model, mt::transformer_hidden(m.model, ids, pos));
+  mt::write_safetensors(dir / "expected.safetensors", {{"input_ids", ids}, {"logits", logits.contiguous()}});
+  auto check = mt::test::run_command(std::string(MT_PYTHON) + " " + MT_SOURCE_DIR + "/scripts/check_export.py " +
+                                     mt::test::quoted(run / "final") + " " + mt::test::quoted(dir / "expected.safetensors"));
+  INFO(check.output);
+  CHECK(check.exit_code == 0);
+  CHECK(check.output.find("\"ok\": true") != std::string::npos);
+  fs::remove_all(dir);
+}

@@ -1,0 +1,47 @@
+// `maintune bench`: one JSON line of training-speed figures for a named shape (see trainer/bench.h).
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "trainer/bench.h"
+#include "trainer/cli/commands.h"
+
+namespace mt::cli {
+
+int cmd_bench(int argc, char** argv) {
+  const std::vector<OptionSpec> spec = {
+      {"shape", true, "tiny, llama3-1b, llama3-3b or llama3-8b", "llama3-1b"},
+      {"batch", true, "rows per step", "8"},
+      {"seq", true, "tokens per row", "2048"},
+      {"steps", true, "timed steps", "10"},
+      {"warmup", true, "untimed steps first", "2"},
+      {"device", true, "cuda or cpu", "cuda"},
+      {"precision", true, "mixed (fp32 master, bf16 compute), pure_bf16 or fp32", "mixed"},
+      {"activation-checkpointing", false, "recompute each layer in the backward pass", ""},
+      {"no-fused-adamw", false, "use the per-tensor AdamW instead of ATen's fused kernel", ""},
+      {"loss-chunk-tokens", true, "rows per chunk of the linear + cross-entropy", "4096"},
+      {"seed", true, "random weights and tokens", "0"},
+  };
+  const Args args = parse_args(argc, argv, spec);
+  if (args.help) {
+    std::cout << format_help("usage: maintune bench [--shape NAME] [--batch B] [--seq S] [--steps N] [--device cuda|cpu]",
+                             spec);
+    return 0;
+  }
+  BenchOptions o;
+  o.shape = args.get("shape", "llama3-1b");
+  o.batch = args.get_int("batch", 8);
+  o.seq = args.get_int("seq", 2048);
+  o.steps = args.get_int("steps", 10);
+  o.warmup = args.get_int("warmup", 2);
+  o.device = args.get("device", "cuda");
+  o.precision = args.get("precision", "mixed");
+  o.activation_checkpointing = args.has("activation-checkpointing");
+  o.fused_adamw = !args.has("no-fused-adamw");
+  o.loss_chunk_tokens = args.get_int("loss-chunk-tokens", 4096);
+  o.seed = static_cast<uint64_t>(args.get_int("seed", 0));
+  std::cout << run_bench(o).dump() << std::endl;
+  return 0;
+}
+
+}  // namespace mt::cli
