@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <optional>
+
 #include "kernels/dispatch.h"
 #include "models/error.h"
 #include "models/rope.h"
@@ -210,8 +212,10 @@ at::Tensor transformer_hidden(const Transformer& model, const at::Tensor& input_
         k = cache->k[i].narrow(2, 0, start + S);
         v = cache->v[i].narrow(2, 0, start + S);
       }
-      at::Tensor attn = at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/!mask.defined(), scale,
-                                                         /*enable_gqa=*/true);
+      // No mask tensor at all on plain causal rows (an undefined one is not "no mask" to SDPA).
+      const std::optional<at::Tensor> attn_mask = mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
+      at::Tensor attn = at::scaled_dot_product_attention(q, k, v, attn_mask, 0.0, /*is_causal=*/!mask.defined(),
+                                                         scale, /*enable_gqa=*/true);
       attn = attn.transpose(1, 2).reshape({B, S, n_heads * head_dim});
       at::Tensor h_mid = h_in + linear(attn, l.o_proj, l.o_bias);
       x = kernels::rms_norm(h_mid, l.post_norm, eps);

@@ -203,7 +203,8 @@ def run_config(a, shape, mode, device):
         "step_ms": dt * 1000.0 / a.steps,
         "peak_mem_bytes": int(peak_mem),
         "peak_mem_kind": peak_kind,
-        "mfu": tps * fpt / (a.peak_tflops * 1e12),
+        # A CPU has no meaningful dense-bf16 peak: MFU only where a GPU peak applies (as maintune bench).
+        "mfu": tps * fpt / (a.peak_tflops * 1e12) if a.peak_tflops else None,
         "flops_per_token": fpt,
         "flops_convention": "6N+12LHS (PaLM, attention not halved for causal)",
         "peak_tflops": a.peak_tflops,
@@ -249,10 +250,13 @@ def main():
     ap.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--activation-checkpointing", action="store_true")
-    ap.add_argument("--peak-tflops", type=float, default=DEFAULT_PEAK_TFLOPS,
-                    help="peak FLOP/s for MFU, in TFLOP/s (default 989: H100/H200 dense bf16)")
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="peak FLOP/s for MFU, in TFLOP/s (default on CUDA 989: H100/H200 dense bf16; "
+                         "on CPU none, and mfu is null)")
     ap.add_argument("--output", help="also append the JSON lines to this file")
     a = ap.parse_args()
+    if a.peak_tflops is None and a.device == "cuda":
+        a.peak_tflops = DEFAULT_PEAK_TFLOPS
     if a.steps < 1 or a.warmup < 0 or a.batch < 1 or a.seq < 2:
         ap.error("need --steps >= 1, --warmup >= 0, --batch >= 1, --seq >= 2")
 

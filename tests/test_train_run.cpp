@@ -317,3 +317,22 @@ TEST_CASE("train: final/ loads in transformers and gives our logits", "[train][p
   CHECK(check.output.find("\"ok\": true") != std::string::npos);
   fs::remove_all(dir);
 }
+
+TEST_CASE("train: pure bf16 with activation checkpointing trains and checkpoints bf16 weights", "[train]") {
+  const fs::path dir = mt::test::temp_dir("train_bf16");
+  const fs::path cfg = write_config(dir);
+  const fs::path run = dir / "run";
+  auto r = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run) +
+                                  " --set training.max_steps=4 --set model.dtype=bfloat16 --set model.pure_bf16=true"
+                                  " --set model.activation_checkpointing=true --set output.export_dtype=bfloat16");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto steps = step_lines(run);
+  REQUIRE(steps.size() == 4);
+  for (const auto& s : steps) CHECK(std::isfinite(s["loss"].get<double>()));
+  CHECK(steps[3]["loss"].get<double>() < steps[0]["loss"].get<double>());
+  const auto w = mt::load_safetensors_dir(run / "checkpoints" / "step_0000004");
+  CHECK(w.at("model.embed_tokens.weight").scalar_type() == at::kBFloat16);
+  CHECK(mt::load_safetensors_dir(run / "final").at("lm_head.weight").scalar_type() == at::kBFloat16);
+  fs::remove_all(dir);
+}

@@ -6,6 +6,7 @@
 
 #include "models/atomic_file.h"
 #include "models/hf_config.h"
+#include "trainer/bench.h"
 #include "trainer/checkpoint.h"
 #include "trainer/mixed_precision.h"
 #include "trainer/optimizer.h"
@@ -218,4 +219,35 @@ TEST_CASE("keep_last prunes old checkpoints and damaged ones are skipped", "[tra
   REQUIRE(warnings.size() == 1);
   CHECK(warnings[0].find("step_0000004") != std::string::npos);
   std::filesystem::remove_all(run);
+}
+
+TEST_CASE("plain causal rows (no mask tensor) give the masked forward's hidden states", "[train_step]") {
+  mt::Transformer m = tiny_model();
+  c10::NoGradGuard no_grad;
+  at::Tensor ids = at::randint(256, {2, 17}, at::kLong);
+  at::Tensor pos = at::arange(17, at::kLong).unsqueeze(0).expand({2, 17}).contiguous();
+  at::Tensor masked = mt::transformer_hidden(m, ids, pos);
+  mt::ForwardOptions plain;
+  plain.plain_causal = true;
+  at::Tensor fast = mt::transformer_hidden(m, ids, pos, {}, nullptr, {}, plain);
+  CHECK((masked - fast).abs().max().item<double>() < 1e-5);
+  CHECK_THROWS(mt::transformer_hidden(m, ids, pos, at::ones({2, 17}, at::kBool), nullptr, {}, plain));
+}
+
+TEST_CASE("bench runs training steps on a named shape and reports its figures", "[train_step][bench]") {
+  mt::BenchOptions o;
+  o.shape = "tiny";
+  o.device = "cpu";
+  o.precision = "fp32";
+  o.batch = 2;
+  o.seq = 32;
+  o.steps = 3;
+  o.warmup = 1;
+  const nlohmann::json r = mt::run_bench(o);
+  CHECK(r["tokens_per_s"].get<double>() > 0);
+  CHECK(r["peak_mem_bytes"].get<int64_t>() > 0);
+  CHECK(r["mfu"].is_null());  // no known peak FLOP/s for a CPU
+  CHECK(std::abs(r["loss_first"].get<double>() - std::log(1000.0)) < 0.5);  // random init: ~ln(vocab)
+  CHECK(r["loss_last"].get<double>() < r["loss_first"].get<double>());  // the same batch is learned
+  mt::test::require_error([] { mt::bench_shape("llama9-1b"); }, {"unknown bench shape", "llama3-1b"});
 }

@@ -69,7 +69,7 @@ struct ValueSpec {
   bool non_empty = false;    // String, Path
 };
 
-ValueSpec plain() { return {}; }
+ValueSpec any_value() { return {}; }
 ValueSpec at_least(double min) { ValueSpec s; s.bounds.min = min; return s; }
 ValueSpec above(double min) { ValueSpec s; s.bounds.min = min; s.bounds.min_exclusive = true; return s; }
 ValueSpec in_range(double min, double max, bool max_exclusive) {
@@ -193,7 +193,7 @@ const std::vector<KeyDef<DataSourceConfig>>& source_keys() {
       key(MT_SOURCE_KEY(instances_field), field_name(), "alpaca_seed: the list of {input, output} instances.",
           kFixed),
       key(MT_SOURCE_KEY(text_field), field_name(), "text_jsonl: the text field.", kFixed),
-      key(MT_SOURCE_KEY(system_prompt), plain(),
+      key(MT_SOURCE_KEY(system_prompt), any_value(),
           "System prompt added to conversations that have none; \"\" = none.", kFixed),
       key(MT_SOURCE_KEY(answers_path), path_value(),
           "mt_bench: a FastChat answers JSONL joined by question_id, making full conversations; \"\" = "
@@ -227,18 +227,18 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
           "pretrained loads the weights; random initializes them from config.json.", kFixed),
       key(MT_KEY(model, dtype), one_of({"bfloat16", "float32"}, {{"bf16", "bfloat16"}, {"fp32", "float32"}}),
           "Compute dtype.", kFixed),
-      key(MT_KEY(model, pure_bf16), plain(),
+      key(MT_KEY(model, pure_bf16), any_value(),
           "Weights and optimizer state in bf16, with no fp32 master copy (less memory, coarser updates).",
           kFixed),
-      key(MT_KEY(model, activation_checkpointing), plain(),
+      key(MT_KEY(model, activation_checkpointing), any_value(),
           "Recompute each decoder layer in the backward pass instead of keeping its activations.", kFixed),
       key(MT_KEY(model, device), one_of({"auto", "cpu", "cuda"}), "auto = cuda when available.", kResumeSafe),
       // data
-      key(MT_KEY(data, sources), plain(),
+      key(MT_KEY(data, sources), any_value(),
           "Training data: a list of entries, each a path or a map of the data.sources[] keys below. At least "
           "one (checked when the run starts).",
           kFixed),
-      key(MT_KEY(data, eval_sources), plain(),
+      key(MT_KEY(data, eval_sources), any_value(),
           "Held-out eval data: entries as in data.sources. Exclusive with data.eval_fraction.", kResumeSafe),
       key(MT_KEY(data, eval_fraction), in_range(0, 1, true),
           "Fraction of the training examples held out for eval when data.eval_sources is empty; 0 = no eval.",
@@ -250,7 +250,7 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
       key(MT_KEY(data, packing), one_of({"first_fit", "sequential", "none"}),
           "Examples into rows: first_fit (densest), sequential (in order), none (one example per row).",
           kFixed),
-      key(MT_KEY(data, train_on_prompt), plain(), "Train on every token but BOS, not only the assistant turns.",
+      key(MT_KEY(data, train_on_prompt), any_value(), "Train on every token but BOS, not only the assistant turns.",
           kFixed),
       key(MT_KEY(data, too_long), one_of({"truncate", "drop"}),
           "An example over max_len: truncate keeps its first max_len tokens (and drops it when no response "
@@ -260,7 +260,7 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
           "Bad records: fail (stop, naming FILE:LINE) or skip (and count them). The default of every "
           "source's on_malformed.",
           kFixed),
-      key(MT_KEY(data, shuffle), plain(), "Shuffle the examples every epoch (a function of training.seed).",
+      key(MT_KEY(data, shuffle), any_value(), "Shuffle the examples every epoch (a function of training.seed).",
           kFixed),
       key(MT_KEY(data, cache_dir), path_value(), "Token cache dir; \"\" = <run_dir>/cache.", kResumeSafe),
       // optimizer
@@ -270,7 +270,7 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
       key(MT_KEY(optimizer, eps), above(0), "AdamW denominator epsilon.", kFixed),
       key(MT_KEY(optimizer, weight_decay), at_least(0), "Decoupled weight decay; never applied to norms and biases.",
           kFixed),
-      key(MT_KEY(optimizer, fused), plain(), "ATen's fused AdamW kernel; false = the foreach reference.", kFixed),
+      key(MT_KEY(optimizer, fused), any_value(), "ATen's fused AdamW kernel; false = the foreach reference.", kFixed),
       // schedule
       key(MT_KEY(schedule, type), one_of({"constant", "linear", "cosine"}),
           "Learning-rate decay after warmup.", kFixed),
@@ -284,7 +284,7 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
       key(MT_KEY(training, micro_batch_size), at_least(1), "Rows per forward pass.", kFixed),
       key(MT_KEY(training, grad_accum_steps), at_least(1), "Micro-batches per optimizer step.", kFixed),
       key(MT_KEY(training, max_grad_norm), at_least(0), "Global gradient-norm clipping; 0 = off.", kFixed),
-      key(MT_KEY(training, seed), plain(), "Seed of initialization, shuffling and the eval split.", kFixed),
+      key(MT_KEY(training, seed), any_value(), "Seed of initialization, shuffling and the eval split.", kFixed),
       key(MT_KEY(training, eval_every), at_least(0),
           "Optimizer steps between evaluations; 0 = only at the end (when there is eval data).", kResumeSafe),
       key(MT_KEY(training, eval_max_batches), at_least(0), "Batches per evaluation; 0 = the whole eval split.",
@@ -299,7 +299,7 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
       key(MT_KEY(output, run_dir), path_value(),
           "The run's folder: checkpoints, logs, the final model. Required (or --run-dir).", kResumeSafe),
       key(MT_KEY(output, keep_last), at_least(0), "Checkpoints kept; 0 = all.", kResumeSafe),
-      key("output.export", [](auto& c) -> auto& { return c.output.export_final; }, plain(),
+      key("output.export", [](auto& c) -> auto& { return c.output.export_final; }, any_value(),
           "Write final/ as a Hugging Face model dir at the end.", kResumeSafe),
       key(MT_KEY(output, export_dtype), one_of({"auto", "bfloat16", "float32", "float16"}),
           "dtype of the exported weights; auto = the base checkpoint's.", kResumeSafe),
@@ -309,7 +309,7 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
       key(MT_KEY(logging, log_every), at_least(1), "Optimizer steps between plain log lines.", kResumeSafe),
       key(MT_KEY(logging, progress), one_of({"auto", "bar", "lines", "none"}),
           "auto = a bar on a TTY, log lines otherwise.", kResumeSafe),
-      key(MT_KEY(logging, tensorboard), plain(), "Write TensorBoard event files into the run dir.", kResumeSafe),
+      key(MT_KEY(logging, tensorboard), any_value(), "Write TensorBoard event files into the run dir.", kResumeSafe),
   };
   return keys;
 }
@@ -515,15 +515,17 @@ std::string suggest_train_key(const std::string& section, const std::string& lea
 template <typename Fn>
 void for_each_entry(const YAML::Node& map, const Origin& origin, const std::string& prefix, Fn&& fn) {
   std::map<std::string, int> first_line;
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node& key = it->first;
+  for (const auto& entry : map) {
+    const YAML::Node key = entry.first;  // copies: yaml-cpp's iterator hands out temporaries
     if (!key.IsScalar()) origin.fail(key.Mark(), fmt::format("{}a key must be a name, got {}", prefix, describe(key)));
     const std::string name = key.Scalar();
     const auto [first, inserted] = first_line.emplace(name, key.Mark().line + 1);
-    if (!inserted)
-      origin.fail(key.Mark(), fmt::format("duplicate key '{}{}'{}", prefix, shorten(name),
-                                          origin.is_override() ? "" : fmt::format(" (first at line {})", first->second)));
-    fn(name, key, it->second);
+    if (!inserted) {
+      const std::string first_at = origin.is_override() ? "" : fmt::format(" (first at line {})", first->second);
+      origin.fail(key.Mark(), fmt::format("duplicate key '{}{}'{}", prefix, shorten(name), first_at));
+    }
+    const YAML::Node value = entry.second;
+    fn(name, key, value);
   }
 }
 
@@ -562,7 +564,8 @@ double parse_float(const YAML::Node& node, const Place& place) {
 bool parse_bool(const YAML::Node& node, const Place& place) {
   typed_scalar(node, place, "expected true or false");
   bool v = false;
-  if (!YAML::convert<bool>::decode(node, v)) place.fail(node, fmt::format("expected true or false, got {}", describe(node)));
+  if (!YAML::convert<bool>::decode(node, v))
+    place.fail(node, fmt::format("expected true or false, got {}", describe(node)));
   return v;
 }
 
