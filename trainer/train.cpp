@@ -383,6 +383,8 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   const auto run_start = std::chrono::steady_clock::now();
   const int64_t first_step = state.step;
   int64_t last_checkpoint_step = ckpt ? state.step : -1, last_eval_step = -1;
+  // A finished run's final checkpoint was saved after its final evaluation: do not repeat it.
+  if (ckpt && state.step >= schedule.total_steps) last_eval_step = state.step;
   auto save = [&]() {
     if (!main_rank || last_checkpoint_step == state.step) return;
     state.data_cursor = loader.state();
@@ -475,6 +477,7 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
       log(fmt::format("stopped by {} after step {} of {}; resume with --resume auto", sig == SIGINT ? "SIGINT" : "SIGTERM",
                       state.step, schedule.total_steps));
       outcome.step = state.step;
+      outcome.steps_this_run = state.step - first_step;
       outcome.interrupted = true;
       return outcome;
     }
@@ -483,6 +486,7 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   save();
   progress.finish();
   outcome.step = state.step;
+  outcome.steps_this_run = state.step - first_step;
   if (main_rank && config.output.export_final) {
     outcome.final_dir = export_final(run_dir, master, generation, export_dtype(config.output.export_dtype, mc),
                                      tokenizer_path, config.output.max_shard_bytes);

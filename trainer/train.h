@@ -16,8 +16,9 @@ namespace mt {
 struct TrainOutcome {
   int64_t step = 0;              // optimizer steps done
   int64_t total_steps = 0;
+  int64_t steps_this_run = 0;    // 0 when resuming a run that had already finished
   bool interrupted = false;      // stopped by a signal after saving a checkpoint
-  double last_loss = 0;
+  double last_loss = 0;            // of this process's last step
   std::filesystem::path final_dir;  // empty when not exported
 };
 

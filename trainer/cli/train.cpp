@@ -46,8 +46,11 @@ int cmd_train(int argc, char** argv) {
                              out.step, out.total_steps, args.get("config", "..."), config.output.run_dir);
     return 0;
   }
-  std::cerr << fmt::format("maintune train: done, {} steps, last loss {:.4f}{}\n", out.step, out.last_loss,
-                           out.final_dir.empty() ? "" : ", model in " + out.final_dir.string());
+  const std::string where = out.final_dir.empty() ? "" : ", model in " + out.final_dir.string();
+  if (out.steps_this_run == 0)
+    std::cerr << fmt::format("maintune train: the run had already finished at step {}{}\n", out.step, where);
+  else
+    std::cerr << fmt::format("maintune train: done, {} steps, last loss {:.4f}{}\n", out.step, out.last_loss, where);
   return 0;
 }
 
