@@ -175,10 +175,10 @@ TEST_CASE("a full disk during a checkpoint keeps the previous checkpoint and the
   CHECK_FALSE(std::filesystem::exists(run / "checkpoints" / "step_0000004"));
   for (const auto& e : std::filesystem::directory_iterator(run / "checkpoints"))
     CHECK(e.path().filename().string().rfind(".tmp-", 0) != 0);  // no temporary folder left behind
-  const auto latest = mt::find_latest_checkpoint(run, {});
+  const auto latest = mt::load_latest_checkpoint(run, {});
   REQUIRE(latest.has_value());
-  CHECK(latest->filename() == "step_0000002");
-  const mt::LoadedCheckpoint c = mt::load_checkpoint(*latest);
+  CHECK(latest->dir.filename() == "step_0000002");
+  const mt::LoadedCheckpoint& c = *latest;
   CHECK(c.state.step == 2);
   CHECK(at::equal(c.weights.at("model.embed_tokens.weight"), m.embed.detach()));
   std::filesystem::remove_all(run);
@@ -213,9 +213,9 @@ TEST_CASE("keep_last prunes old checkpoints and damaged ones are skipped", "[tra
     std::filesystem::resize_file(f, 40);
   }
   std::vector<std::string> warnings;
-  const auto latest = mt::find_latest_checkpoint(run, [&](const std::string& w) { warnings.push_back(w); });
+  const auto latest = mt::load_latest_checkpoint(run, [&](const std::string& w) { warnings.push_back(w); });
   REQUIRE(latest.has_value());
-  CHECK(latest->filename() == "step_0000003");
+  CHECK(latest->dir.filename() == "step_0000003");
   REQUIRE(warnings.size() == 1);
   CHECK(warnings[0].find("step_0000004") != std::string::npos);
   std::filesystem::remove_all(run);

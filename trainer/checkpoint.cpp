@@ -224,17 +224,18 @@ LoadedCheckpoint load_checkpoint(const fs::path& dir) {
   return c;
 }
 
-std::optional<fs::path> find_latest_checkpoint(const fs::path& run_dir,
-                                               const std::function<void(const std::string&)>& warn) {
+std::optional<LoadedCheckpoint> load_latest_checkpoint(const fs::path& run_dir,
+                                                       const std::function<void(const std::string&)>& warn) {
   for (const auto& [step, dir] : checkpoint_dirs(run_dir)) {
     try {
-      validate_checkpoint(dir);
-      return dir;
+      return load_checkpoint(dir);
     } catch (const Error& e) {
       if (warn) warn(fmt::format("skipping damaged checkpoint {}: {}", dir.string(), e.what()));
     }
   }
   return std::nullopt;
 }
+
+bool has_checkpoints(const fs::path& run_dir) { return !checkpoint_dirs(run_dir).empty(); }
 
 }  // namespace mt

@@ -62,10 +62,14 @@ struct LoadedCheckpoint {
 void validate_checkpoint(const std::filesystem::path& dir);
 LoadedCheckpoint load_checkpoint(const std::filesystem::path& dir);
 
-// The newest valid checkpoint of a run (by step number); damaged newer ones are reported through
-// `warn` and skipped. nullopt when there is none.
-std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesystem::path& run_dir,
-                                                            const std::function<void(const std::string&)>& warn);
+// The newest valid checkpoint of a run (by step number), loaded (validated once, by
+// load_checkpoint); damaged newer ones are reported through `warn` and skipped. nullopt when there
+// is none.
+std::optional<LoadedCheckpoint> load_latest_checkpoint(const std::filesystem::path& run_dir,
+                                                       const std::function<void(const std::string&)>& warn);
+
+// True when RUN/checkpoints holds any step_N folder, valid or not (no file is read).
+bool has_checkpoints(const std::filesystem::path& run_dir);
 
 // RNG states of the default generators (CPU; CUDA when available) and their restoration.
 std::map<std::string, at::Tensor> capture_rng_states();

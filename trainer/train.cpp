@@ -222,11 +222,11 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   }
   std::optional<LoadedCheckpoint> ckpt;
   if (resume == "auto") {
-    if (auto dir = find_latest_checkpoint(run_dir, log)) ckpt = load_checkpoint(*dir);
-    else log(fmt::format("resume: no valid checkpoint in {}; starting from step 0", run_dir.string()));
+    ckpt = load_latest_checkpoint(run_dir, log);
+    if (!ckpt) log(fmt::format("resume: no valid checkpoint in {}; starting from step 0", run_dir.string()));
   } else if (!resume.empty()) {
     ckpt = load_checkpoint(resume);
-  } else if (find_latest_checkpoint(run_dir, {})) {
+  } else if (has_checkpoints(run_dir)) {
     throw Error(fmt::format("{} already holds checkpoints of a run: pass --resume auto to continue it, or choose "
                             "another --run-dir", run_dir.string()));
   }
