@@ -378,6 +378,9 @@ TEST_CASE("config: value ranges and enum choices are checked", "[config]") {
       {"training: {eval_every: -5}", "training.eval_every: must be >= 0"},
       {"training: {eval_max_batches: -1}", "training.eval_max_batches: must be >= 0"},
       {"training: {checkpoint_every: -1}", "training.checkpoint_every: must be >= 0"},
+      {"training: {synthetic_weight: 1.5}", "training.synthetic_weight: must be -1 or in [0, 1], got 1.5"},
+      {"training: {synthetic_weight: -0.5}", "training.synthetic_weight: must be -1 or in [0, 1], got -0.5"},
+      {"data: {sources: [{path: a, synthetic: maybe}]}", "data.sources[0].synthetic: expected true or false"},
       {"output: {max_shard_bytes: 0}", "output.max_shard_bytes: must be >= 1"},
       {"data: {sources: [{path: a, max_line_bytes: 0}]}", "data.sources[0].max_line_bytes: must be >= 1"},
       {"model: {init: scratch}", "model.init: expected one of pretrained|random, got 'scratch'"},
@@ -581,6 +584,10 @@ TEST_CASE("config: resume_incompatibilities names the keys that may not change",
       "training.micro_batch_size: 1 -> 2",
   };
   CHECK(lines == expected);
+  // The source-weighted loss changes what is trained: alpha and the synthetic flag are fixed.
+  CHECK(mt::resume_incompatibilities(saved, file.load({"training.synthetic_weight=0.3",
+                                                       "data.sources[0].synthetic=true"})) ==
+        std::vector<std::string>{"data.sources[0].synthetic: false -> true", "training.synthetic_weight: -1.0 -> 0.3"});
   CHECK(mt::resume_incompatibilities(saved, file.load({"data.sources=[/d/a.jsonl, /d/b.jsonl]"})) ==
         std::vector<std::string>{"data.sources: 1 entry -> 2 entries"});
   CHECK(mt::resume_incompatibilities(saved, file.load({"data.sources[0].path=/d/z.jsonl"})) ==

@@ -80,6 +80,44 @@ TEST_CASE("data: targets are the next token where its mask is set, never across 
   CHECK(f.max_seqlen == 5);
   CHECK(f.target_tokens == 6);
   CHECK(f.valid.all().item<bool>());
+  CHECK_FALSE(b.synthetic.any().item<bool>());  // masks of 1: nothing synthetic
+  CHECK(b.synthetic_target_tokens == 0);
+}
+
+TEST_CASE("data: targets of synthetic examples (mask 2) are flagged in both layouts, and are targets like 1",
+          "[data][source_weight]") {
+  const uint32_t ids[] = {1, 10, 11, 20, 21, 2};
+  const uint8_t mask[] = {0, 0, 0, 2, 2, 2};
+  int64_t out[6];
+  bool syn[6];
+  mt::document_targets(ids, mask, 6, out, syn);
+  CHECK(std::vector<int64_t>(out, out + 6) == std::vector<int64_t>{-100, -100, 20, 21, 2, -100});
+  CHECK(std::vector<bool>(syn, syn + 6) == std::vector<bool>{false, false, true, true, true, false});
+
+  // Example 1 is synthetic; 0 and 2 are real. Its targets are flagged, nothing else (padding and
+  // the other documents' targets included).
+  mt::TokenizedDataset ds;
+  ds.add({{1, 10, 20, 2}, {0, 0, 1, 1}});
+  ds.add({{1, 30, 40}, {0, 2, 2}});
+  ds.add({{1, 50, 60, 70, 2}, {0, 0, 0, 1, 1}});
+  const auto b = mt::make_padded_batch(ds.view(), {{0, 1}, {2}}, 8);
+  CHECK(to_vec(b.targets) == std::vector<int64_t>{-100, 20, 2, -100, 30, 40, -100, -100,  //
+                                                  -100, -100, 70, 2, -100, -100, -100, -100});
+  CHECK(b.synthetic.scalar_type() == at::kBool);
+  CHECK(to_vec(b.synthetic) == std::vector<int64_t>{0, 0, 0, 0, 1, 1, 0, 0,  //
+                                                    0, 0, 0, 0, 0, 0, 0, 0});
+  CHECK(b.target_tokens == 6);
+  CHECK(b.synthetic_target_tokens == 2);
+  const auto f = mt::make_flat_batch(ds.view(), {{0, 1}, {2}});
+  CHECK(to_vec(f.targets) == std::vector<int64_t>{-100, 20, 2, -100, 30, 40, -100, -100, -100, 70, 2, -100});
+  CHECK(to_vec(f.synthetic) == std::vector<int64_t>{0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0});
+  CHECK(f.synthetic_target_tokens == 2);
+
+  // mark_synthetic_targets: every target becomes 2, non-targets stay 0.
+  mt::TokenizedDataset marked = ds;
+  mt::mark_synthetic_targets(marked);
+  CHECK(marked.masks == std::vector<uint8_t>{0, 0, 2, 2, 0, 2, 2, 0, 0, 0, 2, 2});
+  CHECK(marked.tokens == ds.tokens);
 }
 
 TEST_CASE("data: row plans for first-fit, sequential and one example per row", "[data]") {

@@ -2,6 +2,7 @@
 // load neither tokenizes nor reads the sources; the key follows file contents and options; damaged
 // caches (truncated, flipped bytes, bad header) are detected and rebuilt with a message;
 // concurrent builders tokenize once and leftovers of a crashed build are never used.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -157,6 +158,24 @@ TEST_CASE("data: cache: the second load does not tokenize, and the key follows c
   other = moved;
   other.tokenizer = mt::test::vocab_file("llama2");
   CHECK(key_of(other) != first.key);
+  // A synthetic source has masks of value 2: a key of its own, and the same tokens with every
+  // target (and only the targets) at 2.
+  other = moved;
+  other.sources[0].synthetic = true;
+  CHECK(key_of(other) != first.key);
+  {
+    const auto syn = mt::load_tokenized_dataset(other, logger);
+    const mt::DatasetView a = first.view(), s = syn.view();
+    REQUIRE(s.num_tokens() == a.num_tokens());
+    CHECK(std::equal(a.tokens, a.tokens + a.num_tokens(), s.tokens));
+    int64_t twos = 0;
+    for (int64_t t = 0; t < a.num_tokens(); ++t) {
+      CHECK(s.masks[t] == (a.masks[t] != 0 ? mt::kMaskSyntheticTarget : 0));
+      twos += s.masks[t] == 2;
+    }
+    CHECK(twos > 0);
+    CHECK(syn.stats.target_tokens == first.stats.target_tokens);  // still counted as targets
+  }
   // A miss on a source that is gone is an error naming it.
   other = moved;
   other.sources[0].path = root / "gone.jsonl";

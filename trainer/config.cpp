@@ -46,17 +46,21 @@ enum class Kind { Bool, Int, Float, String, Path, Enum, Sources };
 struct Bounds {
   std::optional<double> min, max;
   bool min_exclusive = false, max_exclusive = false;
+  std::optional<double> sentinel;  // one more value accepted outside the range ("-1 = off")
 
   bool holds(double v) const {
+    if (sentinel && v == *sentinel) return true;
     if (min && (min_exclusive ? !(v > *min) : !(v >= *min))) return false;
     if (max && (max_exclusive ? !(v < *max) : !(v <= *max))) return false;
     return true;
   }
-  std::string text() const {  // "> 0", ">= 1", "in [0, 1)"; "" when unbounded
+  std::string text() const {  // "> 0", ">= 1", "in [0, 1)", "-1 or in [0, 1]"; "" when unbounded
+    const std::string or_sentinel = sentinel ? fmt::format("{} or ", *sentinel) : "";
     if (min && max)
-      return fmt::format("in {}{}, {}{}", min_exclusive ? '(' : '[', *min, *max, max_exclusive ? ')' : ']');
-    if (min) return fmt::format("{} {}", min_exclusive ? ">" : ">=", *min);
-    if (max) return fmt::format("{} {}", max_exclusive ? "<" : "<=", *max);
+      return fmt::format("{}in {}{}, {}{}", or_sentinel, min_exclusive ? '(' : '[', *min, *max,
+                         max_exclusive ? ')' : ']');
+    if (min) return fmt::format("{}{} {}", or_sentinel, min_exclusive ? ">" : ">=", *min);
+    if (max) return fmt::format("{}{} {}", or_sentinel, max_exclusive ? "<" : "<=", *max);
     return "";
   }
 };
@@ -77,6 +81,11 @@ ValueSpec in_range(double min, double max, bool max_exclusive) {
   s.bounds.min = min;
   s.bounds.max = max;
   s.bounds.max_exclusive = max_exclusive;
+  return s;
+}
+ValueSpec off_or_in_range(double off, double min, double max) {
+  ValueSpec s = in_range(min, max, false);
+  s.bounds.sentinel = off;
   return s;
 }
 ValueSpec path_value(bool non_empty = false) { ValueSpec s; s.kind = Kind::Path; s.non_empty = non_empty; return s; }
@@ -203,6 +212,10 @@ const std::vector<KeyDef<DataSourceConfig>>& source_keys() {
           "text, text_jsonl: shorter segments are dropped (Unicode characters).", kFixed),
       key(MT_SOURCE_KEY(max_chars), at_least(1),
           "text, text_jsonl: the longest segment (Unicode characters); at least min_chars.", kFixed),
+      key(MT_SOURCE_KEY(synthetic), any_value(),
+          "Examples of this source are synthetic: with training.synthetic_weight they form the synthetic term of "
+          "the loss.",
+          kFixed),
       key(MT_SOURCE_KEY(on_malformed), one_of({"fail", "skip"}),
           "Bad records of this source: fail (stop, naming FILE:LINE) or skip (and count them).", kFixed,
           "data.on_malformed"),
@@ -295,6 +308,11 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
           "Stop after this many skipped (NaN/Inf) steps in a row.", kResumeSafe),
       key(MT_KEY(training, loss_chunk_tokens), at_least(1),
           "Tokens per chunk of the chunked linear + cross-entropy (bounds the memory of the logits).", kFixed),
+      key(MT_KEY(training, synthetic_weight), off_or_in_range(-1, 0, 1),
+          "alpha: loss = alpha * mean CE of synthetic-source targets + (1 - alpha) * mean CE of real targets of "
+          "the window; -1 = off (one token mean over all targets). A window with targets of only one kind gives "
+          "that kind weight 1.",
+          kFixed),
       // output
       key(MT_KEY(output, run_dir), path_value(),
           "The run's folder: checkpoints, logs, the final model. Required (or --run-dir).", kResumeSafe),

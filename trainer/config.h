@@ -62,6 +62,9 @@ struct TrainingSection {
   int64_t checkpoint_every = 0;     // optimizer steps between checkpoints; 0 = only at the end
   int64_t max_consecutive_nonfinite = 5;  // stop after this many skipped (NaN/Inf) steps in a row
   int64_t loss_chunk_tokens = 4096; // rows of the chunked linear + cross-entropy
+  // The MAIN method's alpha: loss = alpha * mean CE(synthetic-source targets) + (1 - alpha) * mean
+  // CE(real targets) over the window; -1 = off (the plain token mean). -1 or in [0, 1].
+  double synthetic_weight = -1.0;
 };
 
 struct OutputSection {

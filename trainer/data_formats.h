@@ -38,6 +38,10 @@ struct DataSourceConfig {
   // Unlabeled text segmentation, in Unicode characters (see split_text_segments).
   int64_t min_chars = 100, max_chars = 2000;
 
+  // Examples of this source are synthetic (generated, not human-written): their target tokens get
+  // loss-mask value 2 instead of 1, so that training.synthetic_weight can weight them apart.
+  bool synthetic = false;
+
   std::string on_malformed = "fail";    // "fail" | "skip" (skip and count in DataStats)
   int64_t max_line_bytes = 16 << 20;    // longer JSONL/text lines are malformed records
   int64_t max_file_bytes = int64_t{4} << 30;  // JSON arrays and plain text are read whole

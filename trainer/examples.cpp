@@ -17,6 +17,11 @@ void TokenizedDataset::add(const TokenizedExample& e) {
   offsets.push_back(tokens.size());
 }
 
+void mark_synthetic_targets(TokenizedDataset& data) {
+  for (uint8_t& m : data.masks)
+    if (m != 0) m = kMaskSyntheticTarget;
+}
+
 void check_example_options(const ExampleOptions& o) {
   if (o.max_len < 2) throw Error(fmt::format("max_len must be at least 2, got {}", o.max_len));
   if (o.too_long != "truncate" && o.too_long != "drop")

@@ -24,9 +24,14 @@ struct ExampleOptions {
   std::string on_malformed = "fail";     // conversations render_chat rejects: "fail" | "skip"
 };
 
+// Loss-mask values. Any non-zero value means "a training target"; the value says which source kind
+// it came from, for the source-weighted loss (training.synthetic_weight). Readers test != 0.
+constexpr uint8_t kMaskTarget = 1;           // a target of a real (human-written) source
+constexpr uint8_t kMaskSyntheticTarget = 2;  // a target of a source marked synthetic
+
 struct TokenizedExample {
   std::vector<uint32_t> ids;
-  std::vector<uint8_t> loss_mask;  // 1: this token is a training target
+  std::vector<uint8_t> loss_mask;  // 0: not trained on; kMaskTarget or kMaskSyntheticTarget: a target
 };
 
 // Read-only view of a tokenized dataset: example i is tokens/masks [offsets[i], offsets[i+1]).
@@ -62,6 +67,10 @@ std::optional<TokenizedExample> make_example(const Tokenizer& tok, const Convers
 // All conversations of a source; a conversation render_chat rejects follows options.on_malformed.
 TokenizedDataset tokenize_conversations(const Tokenizer& tok, const std::vector<Conversation>& convs,
                                         const ExampleOptions& options, DataStats* stats = nullptr);
+
+// Turns every target of `data` into a synthetic-source target (mask value kMaskSyntheticTarget):
+// applied to the examples of a source marked synthetic, right after tokenizing it.
+void mark_synthetic_targets(TokenizedDataset& data);
 
 // Checks the option values; throws mt::Error naming the bad one.
 void check_example_options(const ExampleOptions& options);

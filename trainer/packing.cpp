@@ -10,9 +10,12 @@
 
 namespace mt {
 
-void document_targets(const uint32_t* ids, const uint8_t* mask, int64_t len, int64_t* out) {
-  for (int64_t t = 0; t + 1 < len; ++t) out[t] = mask[t + 1] ? static_cast<int64_t>(ids[t + 1]) : kIgnoreIndex;
+void document_targets(const uint32_t* ids, const uint8_t* mask, int64_t len, int64_t* out, bool* synthetic) {
+  for (int64_t t = 0; t + 1 < len; ++t) out[t] = mask[t + 1] != 0 ? static_cast<int64_t>(ids[t + 1]) : kIgnoreIndex;
   if (len > 0) out[len - 1] = kIgnoreIndex;
+  if (synthetic == nullptr) return;
+  for (int64_t t = 0; t + 1 < len; ++t) synthetic[t] = mask[t + 1] == kMaskSyntheticTarget;
+  if (len > 0) synthetic[len - 1] = false;
 }
 
 std::vector<std::vector<int64_t>> pack_rows(const std::vector<int64_t>& lengths, int64_t max_len,
@@ -76,11 +79,13 @@ PackedBatch make_padded_batch(const DatasetView& data, const std::vector<std::ve
   b.doc_ids = at::full({B, seq_len}, -1, opts);
   b.valid = at::zeros({B, seq_len}, at::TensorOptions().dtype(at::kBool));
   b.targets = at::full({B, seq_len}, kIgnoreIndex, opts);
+  b.synthetic = at::zeros({B, seq_len}, at::TensorOptions().dtype(at::kBool));
   int64_t* ids = b.input_ids.data_ptr<int64_t>();
   int64_t* pos = b.positions.data_ptr<int64_t>();
   int64_t* doc = b.doc_ids.data_ptr<int64_t>();
   bool* valid = b.valid.data_ptr<bool>();
   int64_t* tgt = b.targets.data_ptr<int64_t>();
+  bool* syn = b.synthetic.data_ptr<bool>();
   for (int64_t r = 0; r < B; ++r) {
     int64_t at = r * seq_len, used = 0;
     const auto& row = rows[static_cast<size_t>(r)];
@@ -97,12 +102,13 @@ PackedBatch make_padded_batch(const DatasetView& data, const std::vector<std::ve
         doc[at + t] = static_cast<int64_t>(d);
         valid[at + t] = true;
       }
-      document_targets(src, data.masks + data.offsets[e], len, tgt + at);
+      document_targets(src, data.masks + data.offsets[e], len, tgt + at, syn + at);
       at += len;
       used += len;
     }
   }
   b.target_tokens = b.targets.ne(kIgnoreIndex).sum().item<int64_t>();
+  b.synthetic_target_tokens = b.synthetic.sum().item<int64_t>();
   b.examples = rows;
   return b;
 }
@@ -123,11 +129,13 @@ PackedBatch make_flat_batch(const DatasetView& data, const std::vector<std::vect
   b.doc_ids = at::empty({1, total}, opts);
   b.valid = at::ones({1, total}, at::TensorOptions().dtype(at::kBool));
   b.targets = at::empty({1, total}, opts);
+  b.synthetic = at::empty({1, total}, at::TensorOptions().dtype(at::kBool));
   b.cu_seqlens = at::empty({docs + 1}, at::TensorOptions().dtype(at::kInt));
   int64_t* ids = b.input_ids.data_ptr<int64_t>();
   int64_t* pos = b.positions.data_ptr<int64_t>();
   int64_t* doc = b.doc_ids.data_ptr<int64_t>();
   int64_t* tgt = b.targets.data_ptr<int64_t>();
+  bool* syn = b.synthetic.data_ptr<bool>();
   int32_t* cu = b.cu_seqlens.data_ptr<int32_t>();
   int64_t at = 0, d = 0;
   for (const auto& row : rows)
@@ -140,13 +148,14 @@ PackedBatch make_flat_batch(const DatasetView& data, const std::vector<std::vect
         pos[at + t] = t;
         doc[at + t] = d;
       }
-      document_targets(src, data.masks + data.offsets[e], len, tgt + at);
+      document_targets(src, data.masks + data.offsets[e], len, tgt + at, syn + at);
       b.max_seqlen = std::max(b.max_seqlen, len);
       at += len;
       ++d;
     }
   cu[docs] = static_cast<int32_t>(total);
   b.target_tokens = b.targets.ne(kIgnoreIndex).sum().item<int64_t>();
+  b.synthetic_target_tokens = b.synthetic.sum().item<int64_t>();
   b.examples = rows;
   return b;
 }

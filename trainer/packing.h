@@ -15,9 +15,10 @@ namespace mt {
 
 constexpr int64_t kIgnoreIndex = -100;  // target of a token that is not trained on (as in cross_entropy)
 
-// Targets of one document of len tokens: out[t] = ids[t+1] when mask[t+1] is 1, else kIgnoreIndex;
-// out[len-1] = kIgnoreIndex (no next token in this document).
-void document_targets(const uint32_t* ids, const uint8_t* mask, int64_t len, int64_t* out);
+// Targets of one document of len tokens: out[t] = ids[t+1] when mask[t+1] is non-zero, else
+// kIgnoreIndex; out[len-1] = kIgnoreIndex (no next token in this document). When `synthetic` is
+// given, synthetic[t] = (mask[t+1] == kMaskSyntheticTarget), false where out[t] is ignored.
+void document_targets(const uint32_t* ids, const uint8_t* mask, int64_t len, int64_t* out, bool* synthetic = nullptr);
 
 // Groups examples, given in order by their lengths, into rows of at most max_len tokens; returns
 // for each row the positions in `lengths` it holds, in order. Modes: "first_fit" (each example into
@@ -34,10 +35,14 @@ struct PackedBatch {
   at::Tensor doc_ids;    // [B, S] int64, 0.. per row (padded layout) or per batch (flat); padding -1
   at::Tensor valid;      // [B, S] bool, false on padding
   at::Tensor targets;    // [B, S] int64, kIgnoreIndex where not trained on
+  // [B, S] bool: the target at this position is a synthetic source's (loss mask 2 at t + 1); the
+  // source-weighted loss splits targets by it. Undefined (hand-made batches) reads as all false.
+  at::Tensor synthetic;
   // Flat (padding-free) layout only: B = 1, S = tokens in the batch, documents back to back.
   at::Tensor cu_seqlens;  // [documents + 1] int32, document start offsets then the total
   int64_t max_seqlen = 0;
   int64_t target_tokens = 0;                  // targets != kIgnoreIndex
+  int64_t synthetic_target_tokens = 0;        // of which synthetic (synthetic == true)
   std::vector<std::vector<int64_t>> examples;  // example indices of each row
 };
 

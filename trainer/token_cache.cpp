@@ -396,6 +396,9 @@ json source_material(const DataSourceConfig& c) {
             {"max_line_bytes", c.max_line_bytes},
             {"max_file_bytes", c.max_file_bytes}};
   if (!c.answers_path.empty()) j["answers"] = file_identity(c.answers_path);
+  // Only when set: the masks of a real source are what they were before the flag existed, so
+  // their caches stay valid; a synthetic source's masks (value 2) get a key of their own.
+  if (c.synthetic) j["synthetic"] = true;
   return j;
 }
 
@@ -440,7 +443,8 @@ TokenCache load_tokenized_dataset(const DatasetSpec& spec, const LogFn& log) {
     for (const auto& source : spec.sources) {
       DataStats s;
       const auto convs = read_conversations(source, &s);
-      const TokenizedDataset part = tokenize_conversations(tok, convs, spec.example, &s);
+      TokenizedDataset part = tokenize_conversations(tok, convs, spec.example, &s);
+      if (source.synthetic) mark_synthetic_targets(part);
       for (int64_t i = 0; i < part.size(); ++i) {
         const auto b = static_cast<std::ptrdiff_t>(part.offsets[static_cast<size_t>(i)]);
         const auto e = static_cast<std::ptrdiff_t>(part.offsets[static_cast<size_t>(i) + 1]);

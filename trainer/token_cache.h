@@ -83,7 +83,8 @@ struct DatasetSpec {
 };
 
 // The key material: versions, each source's options with its file's size and XXH64 (not its path,
-// so a moved file keeps its cache), the tokenizer files' sizes and XXH64, and the example options.
+// so a moved file keeps its cache; `synthetic` only when set, since it changes the masks), the
+// tokenizer files' sizes and XXH64, and the example options.
 nlohmann::json dataset_key_material(const DatasetSpec& spec);
 
 // Reads every source, tokenizes and caches (see load_or_build_token_cache). The tokenizer is only

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -369,6 +370,14 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   log(fmt::format("model {} ({} parameters, {} layers) on {}, compute {}{}{}", model_path.string(), format_si(n_params),
                   mc.num_layers, device.str(), config.model.dtype, config.model.pure_bf16 ? " (pure bf16)" : ", fp32 master weights",
                   so.activation_checkpointing ? ", activation checkpointing" : ""));
+  if (tc.synthetic_weight >= 0) {
+    const auto synthetic_sources = std::count_if(config.data.sources.begin(), config.data.sources.end(),
+                                                 [](const DataSourceConfig& s) { return s.synthetic; });
+    log(fmt::format("loss: {} * synthetic mean + {} * real mean per window ({} of {} sources synthetic){}",
+                    tc.synthetic_weight, 1.0 - tc.synthetic_weight, synthetic_sources, config.data.sources.size(),
+                    synthetic_sources == 0 ? "; no source is marked synthetic, so every window is the plain mean"
+                                           : ""));
+  }
   log(fmt::format("data: {} training examples ({} tokens){}; {} micro-batches of {} per epoch, {} per step; {} steps",
                   train_view.num_examples, format_si(static_cast<double>(train_view.num_tokens())),
                   has_eval ? fmt::format(", {} eval examples", eval_view.num_examples) : "", micro_per_epoch,
@@ -403,22 +412,43 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
                     std::exp(r.loss), r.tokens));
   };
 
+  // The MAIN method's source-weighted loss (training.synthetic_weight >= 0), else the token mean.
+  const bool source_weighted = tc.synthetic_weight >= 0;
   while (state.step < schedule.total_steps) {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<PackedBatch> window;
-    int64_t local_targets = 0;
+    int64_t local_targets = 0, local_synthetic = 0;
     for (int64_t i = 0; i < tc.grad_accum_steps; ++i) {
       window.push_back(loader.next());
       local_targets += window.back().target_tokens;
+      local_synthetic += window.back().synthetic_target_tokens;
     }
-    at::Tensor counts = at::tensor({static_cast<double>(local_targets)}, at::kDouble);
+    at::Tensor counts = at::tensor({static_cast<double>(local_targets), static_cast<double>(local_synthetic)}, at::kDouble);
     all_reduce_sum(dist, counts);
     const auto global_targets = static_cast<int64_t>(counts[0].item<double>());
+    const auto global_synthetic = static_cast<int64_t>(counts[1].item<double>());
+    const int64_t global_real = global_targets - global_synthetic;
+    SourceWeights weights;
+    if (source_weighted) {
+      weights.alpha = tc.synthetic_weight;
+      weights.real_target_tokens = global_real;
+      weights.synthetic_target_tokens = global_synthetic;
+    }
     for (const at::Tensor& p : params) p.mutable_grad().reset();
-    const WindowResult r = forward_backward(master, window, global_targets, so);
-    at::Tensor sums = at::tensor({r.loss_sum, static_cast<double>(r.valid_tokens)}, at::kDouble);
+    const WindowResult r = forward_backward(master, window, global_targets, so, weights);
+    at::Tensor sums = at::tensor({r.loss_sum, static_cast<double>(r.valid_tokens), r.loss_sum_real, r.loss_sum_synthetic},
+                                 at::kDouble);
     all_reduce_sum(dist, sums);
     double loss = global_targets > 0 ? sums[0].item<double>() / static_cast<double>(global_targets) : std::nan("");
+    // Window means by kind (NaN, written as null, for a kind with no target in the window).
+    const double loss_real = global_real > 0 ? sums[2].item<double>() / static_cast<double>(global_real) : std::nan("");
+    const double loss_synthetic =
+        global_synthetic > 0 ? sums[3].item<double>() / static_cast<double>(global_synthetic) : std::nan("");
+    if (source_weighted && global_targets > 0) {
+      // The loss that was backpropagated, with the same factors.
+      const SourceScales scales = source_loss_scales(weights);
+      loss = scales.real * sums[2].item<double>() + scales.synthetic * sums[3].item<double>();
+    }
     const auto step_tokens = static_cast<int64_t>(sums[1].item<double>());
     if (nan_injected(state.step + 1)) loss = std::nan("");
     const double grad_norm = clip_grad_norm(params, tc.max_grad_norm);
@@ -440,18 +470,24 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
     const double dt = seconds_since(t0);
     const double tokens_per_s = static_cast<double>(step_tokens) / std::max(dt, 1e-9);
     nlohmann::json mfu = peak_flops ? nlohmann::json(flops_per_token * tokens_per_s / *peak_flops) : nlohmann::json();
-    if (main_rank)
-      metrics->write({{"step", state.step},
-                      {"loss", loss},
-                      {"lr", lr},
-                      {"grad_norm", grad_norm},
-                      {"tokens_per_s", tokens_per_s},
-                      {"mfu", mfu},
-                      {"peak_mem_bytes", peak_memory_bytes(cuda)},
-                      {"skipped_steps", state.skipped_steps},
-                      {"tokens", state.tokens_seen},
-                      {"epoch", loader.cursor().epoch},
-                      {"step_time_s", dt}});
+    if (main_rank) {
+      nlohmann::json record = {{"step", state.step},
+                               {"loss", loss},
+                               {"lr", lr},
+                               {"grad_norm", grad_norm},
+                               {"tokens_per_s", tokens_per_s},
+                               {"mfu", mfu},
+                               {"peak_mem_bytes", peak_memory_bytes(cuda)},
+                               {"skipped_steps", state.skipped_steps},
+                               {"tokens", state.tokens_seen},
+                               {"epoch", loader.cursor().epoch},
+                               {"step_time_s", dt}};
+      if (source_weighted) {
+        record["loss_real"] = loss_real;
+        record["loss_synthetic"] = loss_synthetic;
+      }
+      metrics->write(record);
+    }
     outcome.last_loss = loss;
     ProgressStats ps;
     ps.step = state.step;
