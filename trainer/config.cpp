@@ -39,9 +39,9 @@ constexpr size_t kMaxShownChars = 60;  // longer values and keys are cut in erro
 // Values and how a key's value is checked
 // ---------------------------------------------------------------------------------------------
 
-using Value = std::variant<bool, int64_t, double, std::string, std::vector<DataSourceConfig>>;
+using Value = std::variant<bool, int64_t, double, std::string, std::vector<DataSourceConfig>, std::vector<std::string>>;
 
-enum class Kind { Bool, Int, Float, String, Path, Enum, Sources };
+enum class Kind { Bool, Int, Float, String, Path, Enum, Sources, EnumList };
 
 struct Bounds {
   std::optional<double> min, max;
@@ -68,7 +68,7 @@ struct Bounds {
 struct ValueSpec {
   std::optional<Kind> kind;  // unset: from the field's C++ type
   Bounds bounds;             // Int, Float
-  std::vector<std::string> choices;                           // Enum
+  std::vector<std::string> choices;                           // Enum, EnumList
   std::vector<std::pair<std::string, std::string>> aliases;   // Enum: accepted spelling -> stored name
   bool non_empty = false;    // String, Path
 };
@@ -90,6 +90,12 @@ ValueSpec off_or_in_range(double off, double min, double max) {
 }
 ValueSpec path_value(bool non_empty = false) { ValueSpec s; s.kind = Kind::Path; s.non_empty = non_empty; return s; }
 ValueSpec field_name() { ValueSpec s; s.non_empty = true; return s; }
+ValueSpec list_of(std::vector<std::string> choices) {
+  ValueSpec s;
+  s.kind = Kind::EnumList;
+  s.choices = std::move(choices);
+  return s;
+}
 ValueSpec one_of(std::vector<std::string> choices, std::vector<std::pair<std::string, std::string>> aliases = {}) {
   ValueSpec s;
   s.kind = Kind::Enum;
@@ -125,6 +131,7 @@ Value to_value(double v) { return v; }
 Value to_value(const std::string& v) { return v; }
 Value to_value(const fs::path& v) { return v.string(); }
 Value to_value(const std::vector<DataSourceConfig>& v) { return v; }
+Value to_value(const std::vector<std::string>& v) { return v; }
 
 template <typename T>
 void assign(T& field, const Value& v) { field = std::get<T>(v); }
@@ -137,6 +144,7 @@ constexpr Kind natural_kind() {
   else if constexpr (std::is_same_v<T, double>) return Kind::Float;
   else if constexpr (std::is_same_v<T, std::string>) return Kind::String;
   else if constexpr (std::is_same_v<T, fs::path>) return Kind::Path;
+  else if constexpr (std::is_same_v<T, std::vector<std::string>>) return Kind::EnumList;
   else {
     static_assert(std::is_same_v<T, std::vector<DataSourceConfig>>, "no config value kind for this field type");
     return Kind::Sources;
@@ -328,6 +336,114 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
       key(MT_KEY(logging, progress), one_of({"auto", "bar", "lines", "none"}),
           "auto = a bar on a TTY, log lines otherwise.", kResumeSafe),
       key(MT_KEY(logging, tensorboard), any_value(), "Write TensorBoard event files into the run dir.", kResumeSafe),
+      // pipeline (maintune pipeline; docs/method.md)
+      key(MT_KEY(pipeline, unlabeled), any_value(),
+          "Unlabeled responses for synthesis (stage 3): entries as in data.sources (text, text_jsonl, or pair "
+          "formats whose responses are used). data.sources are the seed pairs, data.eval_sources the held-out "
+          "pairs.",
+          kFixed),
+      key(MT_KEY(pipeline, reverse_template), field_name(),
+          "The reverse model's user turn: {response} is replaced by the response; the assistant turn is the "
+          "instruction.",
+          kFixed),
+      key(MT_KEY(pipeline, seed_steps), at_least(1), "Optimizer steps of each seed model (stage 1).", kFixed),
+      key(MT_KEY(pipeline, batch_size), at_least(1),
+          "Sequences per generation and scoring batch (sampling seeds are per batch, so it is fixed for a run).",
+          kFixed),
+      key(MT_KEY(pipeline, chunk_size), at_least(1),
+          "Records per progress chunk of generation and scoring: a kill loses at most one chunk.", kFixed),
+      key(MT_KEY(pipeline, checker), one_of({"none", "demo_tasks"}),
+          "Ground truth for alignment precision and exact-match accuracy: demo_tasks checks pairs of the demo "
+          "task suite; none reports neither.",
+          kFixed),
+      key(MT_KEY(pipeline, eval_max_new_tokens), at_least(1),
+          "Greedy decoding length for the held-out instructions (accuracy).", kFixed),
+      // rounds
+      key(MT_KEY(rounds, count), at_least(0), "Mutual alignment rounds K (stage 2); 0 = none.", kFixed),
+      key(MT_KEY(rounds, steps), at_least(1), "Optimizer steps per model per round.", kFixed),
+      key(MT_KEY(rounds, init), one_of({"continue", "restart"}),
+          "Each round trains from the previous round's weights (continue) or from the base model (restart).",
+          kFixed),
+      key(MT_KEY(rounds, alpha_schedule), one_of({"constant", "linear", "adaptive"}),
+          "alpha_k, the weight of the synthetic pairs: constant (rounds.alpha), linear (alpha_start to "
+          "alpha_end over the rounds) or adaptive (from the held-out losses of the two sources; docs/method.md).",
+          kFixed),
+      key(MT_KEY(rounds, alpha), in_range(0, 1, false), "constant: alpha_k; adaptive: its upper bound.", kFixed),
+      key(MT_KEY(rounds, alpha_start), in_range(0, 1, false), "linear: alpha_1.", kFixed),
+      key(MT_KEY(rounds, alpha_end), in_range(0, 1, false), "linear: alpha_K.", kFixed),
+      key(MT_KEY(rounds, temperature), above(0), "Sampling temperature of the synthetic halves.", kFixed),
+      key(MT_KEY(rounds, top_p), in_range(0, 1, false), "Nucleus mass of the synthetic halves; 1 = off.", kFixed),
+      key(MT_KEY(rounds, max_new_tokens), at_least(1), "Longest synthetic instruction or response.", kFixed),
+      // synthesis
+      key(MT_KEY(synthesis, candidates), at_least(1), "Instructions written per unlabeled response (stage 3).",
+          kFixed),
+      key(MT_KEY(synthesis, temperature), above(0), "Sampling temperature.", kFixed),
+      key(MT_KEY(synthesis, top_p), in_range(0, 1, false), "Nucleus mass; 1 = off.", kFixed),
+      key(MT_KEY(synthesis, top_k), at_least(0), "Keep the k most likely tokens; 0 = off.", kFixed),
+      key(MT_KEY(synthesis, max_new_tokens), at_least(1), "Longest instruction written.", kFixed),
+      // filter
+      key(MT_KEY(filter, rule),
+          one_of({"none", "forward", "reverse", "mutual", "self_curation"}),
+          "The rule whose kept pairs stage 4 outputs: none (every candidate), forward (forward likelihood of the "
+          "response), reverse (reverse likelihood of the instruction), mutual (both), self_curation (the seed "
+          "forward model rates each pair 1-5).",
+          kFixed),
+      key(MT_KEY(filter, compare), list_of({"none", "forward", "reverse", "mutual", "self_curation"}),
+          "Rules also applied to the same candidates with the same number of kept pairs as filter.rule, for the "
+          "report.",
+          kFixed),
+      key(MT_KEY(filter, keep), one_of({"all", "threshold", "top_k", "quantile"}),
+          "How many candidates filter.rule keeps: all, those scoring at least filter.threshold, the best "
+          "filter.top_k, or the best filter.quantile fraction.",
+          kFixed),
+      key(MT_KEY(filter, threshold), any_value(), "keep: threshold: the lowest kept score (higher is better).",
+          kFixed),
+      key(MT_KEY(filter, top_k), at_least(0), "keep: top_k: pairs kept.", kFixed),
+      key(MT_KEY(filter, quantile), in_range(0, 1, false), "keep: quantile: the fraction kept.", kFixed),
+      key(MT_KEY(filter, forward_weight), at_least(0), "mutual: weight of the forward direction.", kFixed),
+      key(MT_KEY(filter, reverse_weight), at_least(0), "mutual: weight of the reverse direction.", kFixed),
+      key(MT_KEY(filter, normalize), one_of({"zscore", "none"}),
+          "mutual: each direction's mean NLL as a z-score over the candidates, or raw.", kFixed),
+      key(MT_KEY(filter, dedupe), any_value(),
+          "Drop a candidate whose (instruction, response) repeats an earlier candidate's (whitespace runs "
+          "collapsed).",
+          kFixed),
+      key(MT_KEY(filter, drop_seed_pairs), any_value(),
+          "Also drop candidates equal to a seed pair (they add no new pair; kept by default so precision counts "
+          "every correct instruction).",
+          kFixed),
+      key(MT_KEY(filter, self_curation_template), field_name(),
+          "self_curation: the rating prompt; {instruction} and {response} are replaced.", kFixed),
+      // final
+      key("final.models", [](auto& c) -> auto& { return c.final_tuning.models; },
+          list_of({"none", "forward", "reverse", "mutual", "self_curation"}),
+          "Filter rules whose kept pairs (with the seed pairs) train a final model each (stage 5); each must be "
+          "filter.rule or in filter.compare.",
+          kFixed),
+      key("final.steps", [](auto& c) -> auto& { return c.final_tuning.steps; }, at_least(1),
+          "Optimizer steps of each final model.", kFixed),
+      key("final.alpha", [](auto& c) -> auto& { return c.final_tuning.alpha; }, any_value(),
+          "Weight of the synthetic pairs in the final loss (training.synthetic_weight); -1 = one token mean over "
+          "all pairs.",
+          kFixed),
+      key("final.source_tags", [](auto& c) -> auto& { return c.final_tuning.source_tags; }, any_value(),
+          "Mark seed and synthetic pairs with a system sentence (final.seed_tag, final.synthetic_tag).", kFixed),
+      key("final.seed_tag", [](auto& c) -> auto& { return c.final_tuning.seed_tag; }, field_name(),
+          "source_tags: the system sentence of seed pairs (and of the accuracy evaluation).", kFixed),
+      key("final.synthetic_tag", [](auto& c) -> auto& { return c.final_tuning.synthetic_tag; }, field_name(),
+          "source_tags: the system sentence of synthetic pairs.", kFixed),
+      // demo
+      key(MT_KEY(demo, enabled), any_value(),
+          "Generate the demo task suite (seed, unlabeled and held-out pairs) and train its SentencePiece "
+          "tokenizer in stage0_demo/; data.sources, data.eval_sources, pipeline.unlabeled and model.tokenizer "
+          "are then set by the pipeline.",
+          kFixed),
+      key(MT_KEY(demo, seed), any_value(), "Seed of the demo suite.", kFixed),
+      key(MT_KEY(demo, seed_pairs), at_least(1), "Labeled seed pairs.", kFixed),
+      key(MT_KEY(demo, unlabeled), at_least(1), "Unlabeled responses.", kFixed),
+      key(MT_KEY(demo, eval_pairs), at_least(1), "Held-out pairs (accuracy).", kFixed),
+      key(MT_KEY(demo, noise_fraction), in_range(0, 1, false),
+          "Fraction of unlabeled responses that no instruction of the suite yields.", kFixed),
   };
   return keys;
 }
@@ -374,6 +490,10 @@ void emit_value(YAML::Emitter& out, const Value& value) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, double>) {
           out << format_float(v);
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          out << YAML::Flow << YAML::BeginSeq;
+          for (const auto& item : v) out << item;
+          out << YAML::EndSeq;
         } else if constexpr (std::is_same_v<T, std::vector<DataSourceConfig>>) {
           if (v.empty()) {
             out << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
@@ -658,6 +778,20 @@ Value parse_value(const KeyDef<Obj>& key, const YAML::Node& node, const Place& p
     case Kind::Path: return resolve_path(parse_string(node, place, spec.non_empty), node, place);
     case Kind::Enum: return parse_enum(spec, node, place);
     case Kind::Sources: return parse_sources(node, place);
+    case Kind::EnumList: {
+      if (!node.IsSequence())
+        place.fail(node, fmt::format("expected a list of {}, got {}{}", fmt::join(spec.choices, "|"), describe(node),
+                                     node.IsScalar() ? fmt::format(" (one item: [{}])", shorten(node.Scalar())) : ""));
+      std::vector<std::string> items;
+      for (size_t i = 0; i < node.size(); ++i) {
+        const YAML::Node item = node[i];
+        const std::string name = parse_enum(spec, item, Place{place.origin, item.Mark(), fmt::format("{}[{}]", place.key, i)});
+        if (std::find(items.begin(), items.end(), name) != items.end())
+          place.fail(item, fmt::format("'{}' is listed twice", name));
+        items.push_back(name);
+      }
+      return items;
+    }
   }
   throw std::logic_error("unhandled config value kind");
 }
@@ -911,6 +1045,7 @@ void finish_config(TrainConfig& config, const std::string& where) {
   };
   finish_sources(config.data.sources, "data.sources");
   finish_sources(config.data.eval_sources, "data.eval_sources");
+  finish_sources(config.pipeline.unlabeled, "pipeline.unlabeled");
   if (config.data.eval_fraction > 0 && !config.data.eval_sources.empty())
     throw Error(fmt::format("{}: data.eval_fraction ({}) and data.eval_sources are both set; hold out eval "
                             "data one way",
@@ -948,6 +1083,7 @@ std::string type_name(Kind kind, const ValueSpec& spec) {
     case Kind::Path: return "path";
     case Kind::Enum: return fmt::format("enum({})", fmt::join(spec.choices, "|"));
     case Kind::Sources: return "list of sources";
+    case Kind::EnumList: return fmt::format("list of ({})", fmt::join(spec.choices, "|"));
   }
   return "";
 }

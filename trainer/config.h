@@ -81,6 +81,70 @@ struct LoggingSection {
   bool tensorboard = true;
 };
 
+// The MAIN pipeline (`maintune pipeline`, trainer/pipeline.h; docs/method.md). Every stage trains
+// with the sections above as its base (model, data.template/max_len, optimizer, schedule, training);
+// data.sources are the seed pairs and data.eval_sources the held-out pairs.
+struct PipelineSection {
+  std::vector<DataSourceConfig> unlabeled;  // unlabeled responses (text / text_jsonl, or pairs whose responses are used)
+  std::string reverse_template =            // the reverse model's user turn; {response} is replaced
+      "Write the instruction that this response answers.\n\nResponse:\n{response}";
+  int64_t seed_steps = 200;       // optimizer steps of each seed model (stage 1)
+  int64_t batch_size = 32;        // sequences per generation / scoring batch
+  int64_t chunk_size = 256;       // records per progress chunk of generation and scoring
+  std::string checker = "none";   // "none" | "demo_tasks": ground truth for precision and accuracy
+  int64_t eval_max_new_tokens = 64;  // greedy decoding of the held-out instructions (accuracy)
+};
+
+struct RoundsSection {
+  int64_t count = 1;                      // K mutual alignment rounds; 0 = none
+  int64_t steps = 100;                    // optimizer steps per model per round
+  std::string init = "continue";          // "continue" (previous round's weights) | "restart" (the base)
+  std::string alpha_schedule = "linear";  // "constant" | "linear" | "adaptive"
+  double alpha = 0.5;                     // constant: alpha_k; adaptive: its upper bound
+  double alpha_start = 0.2, alpha_end = 0.5;  // linear: alpha_1 .. alpha_K
+  double temperature = 0.7, top_p = 0.9;  // sampling of the synthetic halves
+  int64_t max_new_tokens = 64;
+};
+
+struct SynthesisSection {
+  int64_t candidates = 1;       // instructions written per unlabeled response
+  double temperature = 0.7, top_p = 0.9;
+  int64_t top_k = 0;
+  int64_t max_new_tokens = 64;
+};
+
+struct FilterSection {
+  std::string rule = "mutual";    // the rule whose kept pairs are stage 4's output
+  std::vector<std::string> compare = {"none", "forward", "reverse", "mutual"};  // rules also scored on the same candidates
+  std::string keep = "quantile";  // "all" | "threshold" | "top_k" | "quantile"
+  double threshold = 0.0;         // keep: threshold (on the rule's score; higher is better)
+  int64_t top_k = 0;              // keep: top_k
+  double quantile = 0.5;          // keep: quantile (the best fraction kept)
+  double forward_weight = 1.0, reverse_weight = 1.0;  // mutual: weights of the two directions
+  std::string normalize = "zscore";  // mutual: "zscore" | "none" (raw mean NLLs)
+  bool dedupe = true;             // drop repeats of an earlier candidate's (instruction, response)
+  bool drop_seed_pairs = false;   // also drop candidates equal to a seed pair
+  std::string self_curation_template =
+      "Rate how well the response answers the instruction, from 1 (not at all) to 5 (perfectly).\n\n"
+      "Instruction:\n{instruction}\n\nResponse:\n{response}\n\nScore:";
+};
+
+struct FinalSection {
+  std::vector<std::string> models = {"mutual"};  // filter rules whose kept pairs train a final model
+  int64_t steps = 300;
+  double alpha = 0.5;             // synthetic-pair weight of the final loss; -1 = one mean over all pairs
+  bool source_tags = false;       // mark the two sources with a system sentence
+  std::string seed_tag = "Answer as a careful human expert.";
+  std::string synthetic_tag = "Answer in the style of the synthetic examples.";
+};
+
+struct DemoSection {
+  bool enabled = false;           // generate the demo task suite and its tokenizer in stage0_demo/
+  int64_t seed = 0;
+  int64_t seed_pairs = 300, unlabeled = 3000, eval_pairs = 200;
+  double noise_fraction = 0.2;
+};
+
 struct TrainConfig {
   ModelSection model;
   DataSection data;
@@ -89,6 +153,12 @@ struct TrainConfig {
   TrainingSection training;
   OutputSection output;
   LoggingSection logging;
+  PipelineSection pipeline;
+  RoundsSection rounds;
+  SynthesisSection synthesis;
+  FilterSection filter;
+  FinalSection final_tuning;  // YAML section "final"
+  DemoSection demo;
 };
 
 // One schema entry, for `maintune config --schema` and docs/config.md.

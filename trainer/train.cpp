@@ -23,6 +23,7 @@
 #include "models/tokenizer.h"
 #include "trainer/checkpoint.h"
 #include "trainer/data_loader.h"
+#include "trainer/fault_injection.h"
 #include "trainer/distributed.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/metrics.h"
@@ -401,6 +402,7 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
     const fs::path dir = save_checkpoint(run_dir, state, master, optimizer, config_yaml, config.output.keep_last);
     last_checkpoint_step = state.step;
     log(fmt::format("checkpoint saved: {}", dir.string()));
+    fault_point("train.checkpoint");
   };
   auto run_eval = [&]() {
     if (!has_eval || last_eval_step == state.step) return;

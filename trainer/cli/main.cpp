@@ -18,6 +18,7 @@ const char* kUsage =
     "  score      negative log-likelihood of target tokens given prompts, in fp32\n"
     "  tokenize   token ids of JSONL text lines with a model's tokenizer\n"
     "  train      fine-tune a model from a YAML config (resumable)\n"
+    "  pipeline   the MAIN pipeline: seed models, mutual rounds, synthesis, mutual filter, final models, report\n"
     "  config     print the config schema, or a config resolved\n"
     "  bench      training speed on a named model shape (tokens/s, MFU, peak memory)\n"
     "\n"
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
     if (cmd == "train") return mt::cli::cmd_train(argc - 2, argv + 2);
     if (cmd == "config") return mt::cli::cmd_config(argc - 2, argv + 2);
     if (cmd == "bench") return mt::cli::cmd_bench(argc - 2, argv + 2);
+    if (cmd == "pipeline") return mt::cli::cmd_pipeline(argc - 2, argv + 2);
     std::cerr << "maintune: unknown command '" << cmd << "'\n\n" << kUsage;
     return 2;
   } catch (const mt::cli::UsageError& e) {

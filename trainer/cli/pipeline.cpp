@@ -1,0 +1,38 @@
+// `maintune pipeline --config main.yaml [--set key=value]... [--run-dir DIR] [--resume]`: the MAIN
+// pipeline end to end (trainer/pipeline.h). Exit 0 when done or stopped by a signal (resumable);
+// 1 on bad input or a failed stage; 2 on misuse.
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "trainer/cli/commands.h"
+#include "trainer/pipeline.h"
+
+namespace mt::cli {
+
+int cmd_pipeline(int argc, char** argv) {
+  const std::vector<OptionSpec> spec = {
+      {"config", true, "YAML pipeline config (see configs/demo.yaml and 'maintune config --schema')", ""},
+      {"set", true, "override a config key, e.g. --set rounds.count=0 (repeatable)", ""},
+      {"run-dir", true, "run directory (overrides output.run_dir)", ""},
+      {"resume", false, "continue the run in the run directory at its first unfinished stage", ""},
+  };
+  const Args args = parse_args(argc, argv, spec);
+  if (args.help) {
+    std::cout << format_help("usage: maintune pipeline --config FILE [--set key=value]... [--run-dir DIR] [--resume]", spec);
+    return 0;
+  }
+  if (!args.has("config") && args.get_all("set").empty())
+    throw UsageError("--config is required (or give every key with --set)");
+  const TrainConfig config = train_config_from_args(args);
+  const PipelineOutcome out = run_pipeline(config, args.has("resume"));
+  if (!out.complete) {
+    std::cerr << fmt::format("maintune pipeline: stopped; continue with: maintune pipeline --config {} --run-dir {} --resume\n",
+                             args.get("config", "..."), out.run_dir.string());
+    return 0;
+  }
+  std::cerr << fmt::format("maintune pipeline: done; report in {}\n", out.report.string());
+  return 0;
+}
+
+}  // namespace mt::cli
