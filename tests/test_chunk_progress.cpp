@@ -40,7 +40,7 @@ TEST_CASE("chunks: computed once, merged in item order, skipped on a rerun", "[c
   REQUIRE(calls == 4);
 }
 
-TEST_CASE("chunks: a kill loses only the chunk in flight; the result equals an uninterrupted run", "[chunk_progress]") {
+TEST_CASE("chunks: a kill loses only the chunk in flight - the result equals an uninterrupted run", "[chunk_progress]") {
   const auto root = mt::test::temp_dir("chunks_kill");
   const mt::ChunkPlan plan{25, 4, "k"};
   int64_t calls = 0;

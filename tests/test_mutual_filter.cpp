@@ -27,7 +27,7 @@ std::vector<CandidateScores> make(const std::vector<std::pair<double, double>>& 
 
 }  // namespace
 
-TEST_CASE("zscores: mean 0, std 1 over the eligible finite entries; others 0", "[mutual_filter]") {
+TEST_CASE("zscores: mean 0, std 1 over the eligible finite entries - others 0", "[mutual_filter]") {
   const std::vector<double> v = {1, 2, 3, 100, NAN};
   const auto z = mt::zscores(v, {true, true, true, false, true});
   REQUIRE(z[0] == Approx(-std::sqrt(1.5)));

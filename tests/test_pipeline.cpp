@@ -43,7 +43,7 @@ void require_complete(const fs::path& run) {
 
 }  // namespace
 
-TEST_CASE("pipeline: the demo runs every stage; report, summary.json and scored candidates", "[pipeline]") {
+TEST_CASE("pipeline: the demo runs every stage - report, summary.json and scored candidates", "[pipeline]") {
   const fs::path run = mt::test::temp_dir("pipeline") / "run";
   const auto r = mt::test::run_maintune(small_demo(run));
   INFO(r.output);
@@ -148,7 +148,7 @@ TEST_CASE("pipeline: a kill in every stage, each followed by --resume, gives the
           mt::test::read_file(straight / "stage5_final" / "mutual" / "eval_generation" / "predictions.jsonl"));
 }
 
-TEST_CASE("pipeline: K = 0 skips the mutual rounds; self_curation is a comparable rule", "[pipeline]") {
+TEST_CASE("pipeline: K = 0 skips the mutual rounds - self_curation is a comparable rule", "[pipeline]") {
   const fs::path run = mt::test::temp_dir("pipeline_k0") / "run";
   const auto r = mt::test::run_maintune(
       small_demo(run, "--set rounds.count=0 --set 'filter.compare=[none, forward, reverse, mutual, self_curation]' "
@@ -230,7 +230,7 @@ TEST_CASE("pipeline: bad inputs and inconsistent configs are clear errors", "[pi
   REQUIRE(!fs::exists(dir / "r" / "stage1_seed_models" / "stage.json"));
 }
 
-TEST_CASE("pipeline: empty generated instructions are dropped and counted; none at all is a clear error",
+TEST_CASE("pipeline: empty generated instructions are dropped and counted - none at all is a clear error",
           "[pipeline]") {
   const fs::path run = mt::test::temp_dir("pipeline_empty") / "run";
   const auto r = mt::test::run_command("MAINTUNE_FAULT_EMPTY_GENERATIONS=1 '" + std::string(MT_MAINTUNE_EXE) + "' " +
@@ -256,8 +256,8 @@ TEST_CASE("pipeline: resume refuses a changed config, naming the keys", "[pipeli
 TEST_CASE("pipeline: the same config shape on a HF model dir with its own tokenizer and real instruction data",
           "[pipeline]") {
   // configs/tiny_model: a HF config.json + tokenizer.json (byte-level BPE, LLaMA-3 specials and
-  // template); seed pairs from Alpaca-GPT4 (a JSON array), unlabeled responses from the 175
-  // self-instruct seed tasks (alpaca_seed format: their outputs are used), no ground truth.
+  // template); seed pairs and unlabeled responses (their outputs) from the 175 self-instruct seed
+  // tasks (alpaca_seed format); no ground truth.
   const fs::path run = mt::test::temp_dir("pipeline_hf") / "run";
   const fs::path data = mt::test::shared_data() / "instructions";
   const std::string args =
@@ -265,7 +265,7 @@ TEST_CASE("pipeline: the same config shape on a HF model dir with its own tokeni
       " --set demo.enabled=false --set pipeline.checker=none --set model.path=" +
       mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "tiny_model") +
       " --set model.tokenizer= --set data.template=auto --set data.max_len=256"
-      " --set 'data.sources=[{path: " + (data / "alpaca_gpt4_en_demo_999.json").string() + ", format: alpaca}]'"
+      " --set 'data.sources=[{path: " + (data / "alpaca_seed_tasks.jsonl").string() + ", format: alpaca_seed}]'"
       " --set 'pipeline.unlabeled=[{path: " + (data / "alpaca_seed_tasks.jsonl").string() + ", format: alpaca_seed}]'"
       " --set pipeline.seed_steps=6 --set rounds.steps=3 --set final.steps=4 --set training.micro_batch_size=8"
       " --set rounds.max_new_tokens=8 --set synthesis.max_new_tokens=8 --set pipeline.chunk_size=64"

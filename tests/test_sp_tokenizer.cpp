@@ -156,7 +156,7 @@ TEST_CASE("sentencepiece: ids, special pieces and vocabulary size come from the 
   CHECK(sp.size() == 771);                   // <unk>, 750 control, 20 user-defined
 }
 
-TEST_CASE("sentencepiece: byte-fallback pieces decode to UTF-8; invalid bytes never crash", "[sentencepiece]") {
+TEST_CASE("sentencepiece: byte-fallback pieces decode to UTF-8 - invalid bytes never crash", "[sentencepiece]") {
   const auto l2 = mt::load_sentencepiece(mt::test::vocab_file("llama2"));
   CHECK(mt::sp_decode(*l2, ids_of(*l2, {"<0xE2>", "<0x82>", "<0xAC>"}), false) == "\xE2\x82\xAC");  // €
   // sp_decode hands back the raw bytes; the Tokenizer shows them as U+FFFD (tests/test_tokenizer_load).

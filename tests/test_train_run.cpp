@@ -100,7 +100,7 @@ void wait_for_file(const fs::path& file, int timeout_s = 300) {
 
 }  // namespace
 
-TEST_CASE("train: the tiny model learns; metrics, TensorBoard, checkpoints and final/ are written", "[train]") {
+TEST_CASE("train: the tiny model learns - metrics, TensorBoard, checkpoints and final/ are written", "[train]") {
   const fs::path dir = mt::test::temp_dir("train_tiny");
   const fs::path cfg = write_config(dir, "data_extra: 1\n");
   auto bad = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(dir / "run"));
@@ -199,7 +199,7 @@ TEST_CASE("train: kill -9 at a random step, then --resume auto, reproduces the l
   fs::remove_all(dir);
 }
 
-TEST_CASE("train: SIGTERM stops after the step with a checkpoint and exit 0; resume finishes the run", "[train][resume]") {
+TEST_CASE("train: SIGTERM stops after the step with a checkpoint and exit 0 - resume finishes the run", "[train][resume]") {
   const fs::path dir = mt::test::temp_dir("train_term");
   const fs::path cfg = write_config(dir);
   const fs::path run = dir / "run";
@@ -260,7 +260,7 @@ TEST_CASE("train: resume refuses settings that change the run and allows harmles
   fs::remove_all(dir);
 }
 
-TEST_CASE("train: NaN losses are skipped and counted; too many in a row stop the run", "[train]") {
+TEST_CASE("train: NaN losses are skipped and counted - too many in a row stop the run", "[train]") {
   const fs::path dir = mt::test::temp_dir("train_nan");
   const fs::path cfg = write_config(dir);
   const std::string base = "train --config " + mt::test::quoted(cfg) + " --set training.max_steps=6";
