@@ -17,10 +17,7 @@ uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-namespace {
-
-// Uniform in [0, bound) without modulo bias (Lemire 2019, multiply-shift with rejection).
-uint64_t bounded(uint64_t& state, uint64_t bound) {
+uint64_t bounded_draw(uint64_t& state, uint64_t bound) {
   __uint128_t m = static_cast<__uint128_t>(splitmix64(state)) * bound;
   auto low = static_cast<uint64_t>(m);
   if (low < bound) {
@@ -33,8 +30,6 @@ uint64_t bounded(uint64_t& state, uint64_t bound) {
   return static_cast<uint64_t>(m >> 64);
 }
 
-}  // namespace
-
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch, uint64_t stream) {
   // Mix the three inputs through splitmix64 so that nearby seeds/epochs give unrelated streams.
   uint64_t s = seed;
@@ -45,7 +40,7 @@ std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch, 
   std::vector<int64_t> perm(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) perm[static_cast<size_t>(i)] = i;
   for (int64_t i = n - 1; i > 0; --i) {
-    const auto j = static_cast<int64_t>(bounded(state, static_cast<uint64_t>(i + 1)));
+    const auto j = static_cast<int64_t>(bounded_draw(state, static_cast<uint64_t>(i + 1)));
     std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(j)]);
   }
   return perm;

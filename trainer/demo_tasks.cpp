@@ -23,19 +23,7 @@ namespace {
 struct Rng {
   uint64_t state;
 
-  // Uniform in [0, bound) without modulo bias (Lemire's multiply-shift with rejection).
-  uint64_t below(uint64_t bound) {
-    __uint128_t m = static_cast<__uint128_t>(splitmix64(state)) * bound;
-    auto low = static_cast<uint64_t>(m);
-    if (low < bound) {
-      const uint64_t threshold = (0 - bound) % bound;
-      while (low < threshold) {
-        m = static_cast<__uint128_t>(splitmix64(state)) * bound;
-        low = static_cast<uint64_t>(m);
-      }
-    }
-    return static_cast<uint64_t>(m >> 64);
-  }
+  uint64_t below(uint64_t bound) { return bounded_draw(state, bound); }
   int between(int lo, int hi) { return lo + static_cast<int>(below(static_cast<uint64_t>(hi - lo + 1))); }
   template <typename T>
   const T& pick(const std::vector<T>& v) { return v[below(v.size())]; }

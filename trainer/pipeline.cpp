@@ -92,15 +92,6 @@ void mark_stage_done(const fs::path& dir, json record) {
   write_text_file_atomically(dir / "stage.json", record.dump(2) + "\n");
 }
 
-at::Device resolve_device(const std::string& name) {
-  if (name == "cpu") return at::kCPU;
-  if (name == "cuda") {
-    if (!at::hasCUDA()) throw Error("model.device: cuda requested but no CUDA device is available");
-    return at::Device(at::kCUDA, 0);
-  }
-  return at::hasCUDA() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
-}
-
 uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0) {
   uint64_t state = seed ^ (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full);
   return splitmix64(state);

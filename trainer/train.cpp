@@ -87,15 +87,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-at::Device resolve_device(const std::string& name) {
-  if (name == "cpu") return at::kCPU;
-  if (name == "cuda") {
-    if (!at::hasCUDA()) throw Error("model.device: cuda requested but no CUDA device is available");
-    return at::Device(at::kCUDA, 0);
-  }
-  return at::hasCUDA() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
-}
-
 // Examples of `data` split into (train, eval) by a per-example coin of probability `fraction`
 // drawn from (seed, index): the same split on every machine and every resume.
 std::pair<TokenizedDataset, TokenizedDataset> split_eval(const DatasetView& data, double fraction, uint64_t seed) {
@@ -194,6 +185,15 @@ at::ScalarType export_dtype(const std::string& option, const ModelConfig& config
 }
 
 }  // namespace
+
+at::Device resolve_device(const std::string& name) {
+  if (name == "cpu") return at::kCPU;
+  if (name == "cuda") {
+    if (!at::hasCUDA()) throw Error("model.device: cuda requested but no CUDA device is available");
+    return at::Device(at::kCUDA, 0);
+  }
+  return at::hasCUDA() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+}
 
 void inject_nan_loss_at_steps(const std::vector<int64_t>& steps) {
   std::lock_guard<std::mutex> lock(g_nan_mutex);

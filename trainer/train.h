@@ -3,6 +3,8 @@
 // an LR schedule, NaN/Inf step skipping, periodic evaluation, metrics, checkpoints (periodic, final,
 // and on SIGTERM/SIGINT) and exact resume, and exports final/ as a Hugging Face model directory.
 #pragma once
+#include <c10/core/Device.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -26,6 +28,9 @@ struct TrainOutcome {
 // newest valid checkpoint of the run, or a fresh start when there is none), or a checkpoint folder.
 // Progress and messages go to stderr.
 TrainOutcome run_training(const TrainConfig& config, const std::string& resume);
+
+// model.device: "cpu", "cuda" (an mt::Error when there is none), or "auto" (cuda when available).
+at::Device resolve_device(const std::string& name);
 
 // Fault injection for tests (also read from MAINTUNE_FAULT_NAN_STEPS="3,4" at the start of a run):
 // the loss of these optimizer steps (1-based) is made NaN, as a diverging run would.
