@@ -524,7 +524,7 @@ TEST_CASE("config: the schema lists every key the YAML has, and docs/config.md h
   std::set<std::string> expected = schema_paths;
   for (const auto& k : schema)
     if (k.path.rfind("data.sources[].", 0) == 0) expected.insert("data.eval_sources[]." + k.path.substr(15));
-  const std::set<std::string> sections = {"model",  "data",   "optimizer", "schedule",  "training", "output",
+  const std::set<std::string> sections = {"model",  "data",   "optimizer", "schedule",  "training", "alignment", "output",
                                           "logging", "pipeline", "rounds",   "synthesis", "filter",   "final", "demo"};
   for (const auto& s : sections) expected.insert(s);
   CHECK(yaml_paths == expected);

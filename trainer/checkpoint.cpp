@@ -133,7 +133,8 @@ void restore_rng_states(const std::map<std::string, at::Tensor>& states) {
 }
 
 fs::path save_checkpoint(const fs::path& run_dir, const TrainerState& state, const Transformer& master,
-                         const AdamW& optimizer, const std::string& config_yaml, int64_t keep_last) {
+                         const AdamW& optimizer, const std::string& config_yaml, int64_t keep_last,
+                         const std::vector<std::pair<std::string, at::Tensor>>& extra_weights) {
   const fs::path root = run_dir / "checkpoints";
   const std::string name = checkpoint_name(state.step);
   const fs::path final_dir = root / name;
@@ -147,6 +148,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const TrainerState& state, con
     if (ec) throw Error(fmt::format("{}: cannot create: {}", tmp.string(), ec.message()));
     NamedTensors weights;
     for (const auto& [n, t] : master.params) weights.emplace_back(n, t.detach().to(at::kCPU).contiguous());
+    for (const auto& [n, t] : extra_weights) weights.emplace_back(n, t.detach().to(at::kCPU).contiguous());
     write_safetensors(tmp / kWeightsFile, weights);
     NamedTensors opt;
     for (const auto& [n, t] : optimizer.state_tensors()) opt.emplace_back(n, t.detach().to(at::kCPU).contiguous());

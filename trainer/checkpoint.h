@@ -43,9 +43,11 @@ std::string checkpoint_name(int64_t step);
 // config. Errors (disk full, unwritable folder) are mt::Error; the temporary folder is removed and
 // earlier checkpoints and `latest` are untouched. Old checkpoints beyond keep_last (0 = keep all)
 // are removed after the new one is in place.
+// `extra_weights` (the alignment scorer's heads) are stored in the weights file beside the model's.
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, const TrainerState& state,
                                       const Transformer& master, const AdamW& optimizer,
-                                      const std::string& config_yaml, int64_t keep_last);
+                                      const std::string& config_yaml, int64_t keep_last,
+                                      const std::vector<std::pair<std::string, at::Tensor>>& extra_weights = {});
 
 struct LoadedCheckpoint {
   std::filesystem::path dir;

@@ -322,6 +322,31 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
           "that kind weight 1.",
           kFixed),
       // output
+      // alignment
+      key(MT_KEY(alignment, lambda_align), at_least(0),
+          "Weight of the symmetric InfoNCE term of the alignment scorer (in-batch negatives); 0 = off.", kFixed),
+      key(MT_KEY(alignment, lambda_cons), at_least(0),
+          "Weight of the consistency term: the scorer's pair scores against the pairs' forward log-likelihood "
+          "(standardized), plus the agreement of the two InfoNCE directions; 0 = off. Both weights 0: plain SFT.",
+          kFixed),
+      key(MT_KEY(alignment, signal), one_of({"pmi", "forward"}),
+          "The likelihood signal the consistency term ranks pairs by (detached): pmi = (log p(R|I) - log p(R)) per "
+          "response token, which by Bayes' rule also ranks pairs as the model's reverse likelihood log p(I|R) - "
+          "log p(I) does; forward = the mean log p(R|I).",
+          kFixed),
+      key(MT_KEY(alignment, pooling), one_of({"mean", "last"}),
+          "How the final hidden states of an instruction or a response (each encoded alone) become one vector: "
+          "mean over its tokens, or its last token.",
+          kFixed),
+      key(MT_KEY(alignment, dim), at_least(1), "Embedding dimension of the two projection heads.", kFixed),
+      key(MT_KEY(alignment, temperature), above(0),
+          "Temperature of the cosine scores (score = cosine / temperature): the initial value when learned.", kFixed),
+      key(MT_KEY(alignment, learn_temperature), any_value(),
+          "Learn the temperature (as log(1/temperature), capped at 1/temperature = 100) with the heads.", kFixed),
+      key(MT_KEY(alignment, stages), list_of({"seed", "rounds", "final"}),
+          "maintune pipeline: the trainings that get the alignment terms (stage-1 seed models, stage-2 rounds, "
+          "stage-5 final models).",
+          kFixed),
       key(MT_KEY(output, run_dir), path_value(),
           "The run's folder: checkpoints, logs, the final model. Required (or --run-dir).", kResumeSafe),
       key(MT_KEY(output, keep_last), at_least(0), "Checkpoints kept; 0 = all.", kResumeSafe),
@@ -383,12 +408,13 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
       key(MT_KEY(synthesis, max_new_tokens), at_least(1), "Longest instruction written.", kFixed),
       // filter
       key(MT_KEY(filter, rule),
-          one_of({"none", "forward", "reverse", "mutual", "self_curation"}),
+          one_of({"none", "forward", "reverse", "mutual", "self_curation", "alignment"}),
           "The rule whose kept pairs stage 4 outputs: none (every candidate), forward (forward likelihood of the "
-          "response), reverse (reverse likelihood of the instruction), mutual (both), self_curation (the seed "
-          "forward model rates each pair 1-5).",
+          "response), reverse (reverse likelihood of the instruction), mutual (both, plus the alignment scorer with "
+          "filter.alignment_weight), self_curation (the seed forward model rates each pair 1-5), alignment (the "
+          "learned alignment scorer of the last forward model: needs alignment.stages to train it).",
           kFixed),
-      key(MT_KEY(filter, compare), list_of({"none", "forward", "reverse", "mutual", "self_curation"}),
+      key(MT_KEY(filter, compare), list_of({"none", "forward", "reverse", "mutual", "self_curation", "alignment"}),
           "Rules also applied to the same candidates with the same number of kept pairs as filter.rule, for the "
           "report.",
           kFixed),
@@ -402,6 +428,10 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
       key(MT_KEY(filter, quantile), in_range(0, 1, false), "keep: quantile: the fraction kept.", kFixed),
       key(MT_KEY(filter, forward_weight), at_least(0), "mutual: weight of the forward direction.", kFixed),
       key(MT_KEY(filter, reverse_weight), at_least(0), "mutual: weight of the reverse direction.", kFixed),
+      key(MT_KEY(filter, alignment_weight), at_least(0),
+          "mutual: weight of the alignment scorer's z-score (the last forward model's learned scorer; needs "
+          "alignment.stages to train it); 0 = not used.",
+          kFixed),
       key(MT_KEY(filter, normalize), one_of({"zscore", "none"}),
           "mutual: each direction's mean NLL as a z-score over the candidates, or raw.", kFixed),
       key(MT_KEY(filter, dedupe), any_value(),
@@ -416,7 +446,7 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
           "self_curation: the rating prompt; {instruction} and {response} are replaced.", kFixed),
       // final
       key("final.models", [](auto& c) -> auto& { return c.final_tuning.models; },
-          list_of({"none", "forward", "reverse", "mutual", "self_curation"}),
+          list_of({"none", "forward", "reverse", "mutual", "self_curation", "alignment"}),
           "Filter rules whose kept pairs (with the seed pairs) train a final model each (stage 5); each must be "
           "filter.rule or in filter.compare.",
           kFixed),

@@ -67,6 +67,20 @@ struct TrainingSection {
   double synthetic_weight = -1.0;
 };
 
+// The differentiable alignment scorer (trainer/alignment.h, docs/method.md): projection heads on the
+// model's pooled hidden states, trained with L = L_sft + lambda_align * L_infonce + lambda_cons *
+// L_consistency. Both weights 0 (the default): no scorer, exactly plain SFT.
+struct AlignmentSection {
+  double lambda_align = 0.0;      // weight of the symmetric InfoNCE term
+  double lambda_cons = 0.0;       // weight of the consistency term
+  std::string signal = "pmi";     // consistency target: "pmi" | "forward" (per-pair likelihood signal)
+  std::string pooling = "mean";   // "mean" | "last": how a document's final hidden states become one vector
+  int64_t dim = 128;              // embedding dimension of the projection heads
+  double temperature = 0.07;      // initial (learned) or fixed temperature of the cosine scores
+  bool learn_temperature = true;
+  std::vector<std::string> stages = {"final"};  // pipeline trainings that get the terms: seed | rounds | final
+};
+
 struct OutputSection {
   std::string run_dir;          // required (or --run-dir)
   int64_t keep_last = 3;        // checkpoints kept (0 = all)
@@ -121,6 +135,7 @@ struct FilterSection {
   int64_t top_k = 0;              // keep: top_k
   double quantile = 0.5;          // keep: quantile (the best fraction kept)
   double forward_weight = 1.0, reverse_weight = 1.0;  // mutual: weights of the two directions
+  double alignment_weight = 0.0;  // mutual: weight of the alignment scorer's z-score (0 = not used)
   std::string normalize = "zscore";  // mutual: "zscore" | "none" (raw mean NLLs)
   bool dedupe = true;             // drop repeats of an earlier candidate's (instruction, response)
   bool drop_seed_pairs = false;   // also drop candidates equal to a seed pair
@@ -151,6 +166,7 @@ struct TrainConfig {
   OptimizerSection optimizer;
   ScheduleSection schedule;
   TrainingSection training;
+  AlignmentSection alignment;
   OutputSection output;
   LoggingSection logging;
   PipelineSection pipeline;

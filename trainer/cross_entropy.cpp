@@ -148,6 +148,21 @@ at::Tensor chunked_linear_cross_entropy(const at::Tensor& hidden, const at::Tens
   return ChunkedLinearCrossEntropy::apply(hidden, weight, targets, chunk_rows);
 }
 
+at::Tensor linear_cross_entropy_rows(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                                     int64_t chunk_rows) {
+  check_inputs(hidden, weight, targets, chunk_rows);
+  c10::NoGradGuard no_grad;
+  const int64_t n = hidden.size(0);
+  at::Tensor out = at::zeros({n}, hidden.options().dtype(at::kFloat));
+  for (int64_t a = 0; a < n; a += chunk_rows) {
+    const int64_t len = std::min(chunk_rows, n - a);
+    const at::Tensor logits = at::linear(hidden.narrow(0, a, len), weight).to(at::kFloat);
+    out.narrow(0, a, len).copy_(at::cross_entropy_loss(logits, targets.narrow(0, a, len), /*weight=*/{},
+                                                       at::Reduction::None, kIgnoreIndex));
+  }
+  return out;
+}
+
 at::Tensor linear_cross_entropy_reference(const at::Tensor& hidden, const at::Tensor& weight,
                                           const at::Tensor& targets) {
   const at::Tensor logits = at::linear(hidden, weight).to(at::kFloat);

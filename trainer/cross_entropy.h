@@ -17,6 +17,11 @@ namespace mt {
 at::Tensor chunked_linear_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                                         int64_t chunk_rows = 4096);
 
+// Per-row losses [N] fp32 without gradient (0 for ignored rows), computed in chunks of
+// chunk_rows x vocab logits: the likelihood signals of the alignment scorer.
+at::Tensor linear_cross_entropy_rows(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                                     int64_t chunk_rows = 4096);
+
 // The plain version: full logits, at::cross_entropy in fp32 with reduction sum. For tests.
 at::Tensor linear_cross_entropy_reference(const at::Tensor& hidden, const at::Tensor& weight,
                                           const at::Tensor& targets);

@@ -2,6 +2,7 @@
 #include "trainer/mutual_filter.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -13,7 +14,8 @@
 namespace mt {
 
 const std::vector<std::string>& filter_rule_names() {
-  static const std::vector<std::string> names = {"none", "forward", "reverse", "mutual", "self_curation"};
+  static const std::vector<std::string> names = {"none", "forward", "reverse", "mutual", "self_curation",
+                                                         "alignment"};
   return names;
 }
 
@@ -65,15 +67,28 @@ std::vector<double> rule_scores(const std::string& rule, const std::vector<Candi
     }
     const double wsum = options.forward_weight + options.reverse_weight;
     if (!(wsum > 0)) throw Error("filter: forward_weight + reverse_weight must be positive for rule mutual");
-    for (size_t i = 0; i < n; ++i) {
-      const bool finite = std::isfinite(candidates[i].forward_nll) && std::isfinite(candidates[i].reverse_nll);
-      out[i] = finite ? -(options.forward_weight * f[i] + options.reverse_weight * r[i]) / wsum : -HUGE_VAL;
+    if (!(options.alignment_weight >= 0)) throw Error("filter: alignment_weight must be >= 0");
+    // The learned scorer as a third component (higher is better), always as a z-score: its scale
+    // (cosine / temperature) has nothing in common with mean NLLs.
+    std::vector<double> a(n, 0.0);
+    if (options.alignment_weight > 0) {
+      for (size_t i = 0; i < n; ++i) a[i] = candidates[i].alignment_score;
+      a = zscores(a, eligible);
     }
+    const double total = wsum + options.alignment_weight;
+    for (size_t i = 0; i < n; ++i) {
+      const bool finite = std::isfinite(candidates[i].forward_nll) && std::isfinite(candidates[i].reverse_nll) &&
+                          (options.alignment_weight == 0 || std::isfinite(candidates[i].alignment_score));
+      out[i] = finite ? (-(options.forward_weight * f[i] + options.reverse_weight * r[i]) + options.alignment_weight * a[i]) / total
+                      : -HUGE_VAL;
+    }
+  } else if (rule == "alignment") {
+    for (size_t i = 0; i < n; ++i)
+      out[i] = std::isfinite(candidates[i].alignment_score) ? candidates[i].alignment_score : -HUGE_VAL;
   } else if (rule == "self_curation") {
     for (size_t i = 0; i < n; ++i) out[i] = std::isfinite(candidates[i].self_rating) ? candidates[i].self_rating : -HUGE_VAL;
   } else {
-    throw Error(fmt::format("filter: unknown rule '{}' (the rules are none, forward, reverse, mutual, self_curation)",
-                            rule));
+    throw Error(fmt::format("filter: unknown rule '{}' (the rules are {})", rule, fmt::join(filter_rule_names(), ", ")));
   }
   return out;
 }

@@ -1,7 +1,8 @@
 // Stage 4's selection rules over scored candidate pairs: each rule turns the per-candidate score
 // components into one score (higher is better) — none (a seeded random order), forward (-forward
 // mean NLL of the response), reverse (-reverse mean NLL of the instruction), mutual (a weighted sum
-// of both, as z-scores by default), self_curation (the expected 1-5 rating) — and keeps the best N,
+// of both, as z-scores by default, plus the alignment scorer's z-score with filter.alignment_weight),
+// self_curation (the expected 1-5 rating), alignment (the learned scorer's s(I, R)) — and keeps the best N,
 // skipping empty instructions and duplicates. Every compared rule keeps the same N (equal data budget).
 #pragma once
 #include <cstdint>
@@ -14,6 +15,7 @@ struct CandidateScores {
   double forward_nll = 0;      // mean NLL of the response given the instruction (forward model)
   double reverse_nll = 0;      // mean NLL of the instruction given the response (reverse model)
   double self_rating = 0;      // self_curation: expected rating in [1, 5]
+  double alignment_score = 0;  // the alignment scorer's s(I, R) (trainer/alignment.h); NaN when not scored
   bool eligible = true;        // false: never kept (empty instruction, a duplicate, a seed pair)
 };
 
@@ -23,11 +25,12 @@ struct FilterOptions {
   int64_t top_k = 0;
   double quantile = 0.5;
   double forward_weight = 1, reverse_weight = 1;
+  double alignment_weight = 0;       // mutual: weight of the alignment scorer's z-score (0 = not used)
   std::string normalize = "zscore";  // "zscore" | "none"
   uint64_t seed = 0;                 // the order of rule "none"
 };
 
-const std::vector<std::string>& filter_rule_names();  // none, forward, reverse, mutual, self_curation
+const std::vector<std::string>& filter_rule_names();  // none, forward, reverse, mutual, self_curation, alignment
 
 // z-scores of the eligible finite entries (mean 0, population std 1; all equal: 0); other entries 0.
 std::vector<double> zscores(const std::vector<double>& values, const std::vector<bool>& eligible);

@@ -27,6 +27,7 @@
 #include "models/hf_config.h"
 #include "models/score.h"
 #include "models/tokenizer.h"
+#include "trainer/alignment.h"
 #include "trainer/alpha_schedule.h"
 #include "trainer/chunk_progress.h"
 #include "trainer/data_formats.h"
@@ -430,6 +431,13 @@ fs::path train_stage_model(const Context& ctx, const fs::path& dir, const std::v
   }
   c.training.max_steps = steps;
   c.training.synthetic_weight = alpha;
+  // The alignment terms only in the stages alignment.stages names (stage 1 = seed, 2 = rounds, 5 = final).
+  const std::string kind = what.rfind("stage1", 0) == 0 ? "seed" : what.rfind("stage2", 0) == 0 ? "rounds" : "final";
+  const auto& stages = c.alignment.stages;
+  if (std::find(stages.begin(), stages.end(), kind) == stages.end()) {
+    c.alignment.lambda_align = 0;
+    c.alignment.lambda_cons = 0;
+  }
   c.output.run_dir = dir.string();
   c.output.export_final = true;
   log(fmt::format("{}: training {} steps{} -> {}", what, steps,
@@ -807,6 +815,31 @@ void run_stage4(const Context& ctx) {
     }
   }
   for (size_t i = 0; i < n; ++i) scores[i].self_rating = rating[i];
+  // The learned alignment scorer of the last forward model: s(I, R) of each eligible candidate, the
+  // instruction and the response encoded apart exactly as in training (prompt and target tokens).
+  std::vector<double> align(n, std::nan(""));
+  const bool alignment_used = rule_used(ctx.config, "alignment") || fc.alignment_weight > 0;
+  if (alignment_used) {
+    const LoadedModel fm = load_for_inference(ctx, fwd_model);
+    const auto scorer = load_alignment_scorer(fwd_model, fm.model.config.hidden_size, ctx.device);
+    if (!scorer)
+      throw Error(fmt::format("{}: no {} (the filter uses the alignment scorer: alignment.stages must include the "
+                              "stage that trains this model, with a positive alignment weight)",
+                              fwd_model.string(), kAlignmentScorerFile));
+    std::vector<std::vector<int64_t>> instr, resp;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < n; ++i)
+      if (scores[i].eligible && !fwd_req[i].target_ids.empty()) {
+        instr.push_back(fwd_req[i].prompt_ids);
+        resp.push_back(fwd_req[i].target_ids);
+        which.push_back(i);
+      }
+    const auto ta = std::chrono::steady_clock::now();
+    const auto s = alignment_pair_scores(fm.model, *scorer, instr, resp, ctx.config.pipeline.batch_size);
+    for (size_t k = 0; k < which.size(); ++k) align[which[k]] = s[k];
+    log(fmt::format("stage 4: alignment scorer on {} candidates in {:.1f} s", which.size(), seconds_since(ta)));
+  }
+  for (size_t i = 0; i < n; ++i) scores[i].alignment_score = align[i];
 
   FilterOptions fo;
   fo.keep = fc.keep;
@@ -815,6 +848,7 @@ void run_stage4(const Context& ctx) {
   fo.quantile = fc.quantile;
   fo.forward_weight = fc.forward_weight;
   fo.reverse_weight = fc.reverse_weight;
+  fo.alignment_weight = fc.alignment_weight;
   fo.normalize = fc.normalize;
   fo.seed = static_cast<uint64_t>(ctx.config.training.seed);
   const auto rules = compared_rules(ctx.config);
@@ -859,7 +893,8 @@ void run_stage4(const Context& ctx) {
              {"reverse_tokens", rev[i].n_tokens},
              {"forward_z", scores[i].eligible ? number_or_null(fz[i]) : json()},
              {"reverse_z", scores[i].eligible ? number_or_null(rz[i]) : json()},
-             {"self_rating", number_or_null(rating[i])}};
+             {"self_rating", number_or_null(rating[i])},
+             {"alignment_score", number_or_null(align[i])}};
     json rs = json::object(), ks = json::object();
     for (const auto& rule : rules) {
       rs[rule] = scores[i].eligible ? number_or_null(rule_score[rule][i]) : json();
@@ -1007,6 +1042,15 @@ void check_pipeline_config(const TrainConfig& c) {
   if (c.filter.rule == "mutual" || rule_used(c, "mutual"))
     if (!(c.filter.forward_weight + c.filter.reverse_weight > 0))
       problems.push_back("filter.forward_weight + filter.reverse_weight must be positive for the mutual rule");
+  if (rule_used(c, "alignment") || c.filter.alignment_weight > 0) {
+    const char* stage = c.rounds.count > 0 ? "rounds" : "seed";
+    const auto& st = c.alignment.stages;
+    if (std::find(st.begin(), st.end(), stage) == st.end() || !(c.alignment.lambda_align > 0 || c.alignment.lambda_cons > 0))
+      problems.push_back(fmt::format("the filter uses the alignment scorer, which the last forward model ({}) only has "
+                                     "when alignment.stages includes {} and alignment.lambda_align or lambda_cons is "
+                                     "positive",
+                                     c.rounds.count > 0 ? "of the last round" : "of stage 1", stage));
+  }
   if (c.pipeline.checker == "demo_tasks" && !c.demo.enabled && c.data.eval_sources.empty())
     problems.push_back("pipeline.checker is demo_tasks but there are no held-out pairs (data.eval_sources) and the demo is off");
   if (c.model.path.empty()) problems.push_back("model.path is not set (the base model dir)");

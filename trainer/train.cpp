@@ -21,6 +21,7 @@
 #include "models/checkpoint_dir.h"
 #include "models/error.h"
 #include "models/tokenizer.h"
+#include "trainer/alignment.h"
 #include "trainer/checkpoint.h"
 #include "trainer/data_loader.h"
 #include "trainer/fault_injection.h"
@@ -106,27 +107,43 @@ std::pair<TokenizedDataset, TokenizedDataset> split_eval(const DatasetView& data
 struct EvalResult {
   double loss = 0;
   int64_t tokens = 0;
+  // With an alignment scorer: in-batch top-1 retrieval accuracy and score gap over eval pairs.
+  double align_acc = std::nan(""), score_gap = std::nan("");
 };
 
 EvalResult evaluate(const Transformer& master, const DatasetView& data, LoaderOptions options, int64_t max_batches,
-                    const StepOptions& step_options, const DistEnv& dist) {
+                    const StepOptions& step_options, const DistEnv& dist, const AlignmentScorer* scorer) {
   c10::NoGradGuard no_grad;
   options.shuffle = false;
   DataLoader loader(data, options);
   const Transformer model = compute_view(master, step_options.compute_dtype);
   int64_t batches = loader.steps_per_epoch();
   if (max_batches > 0) batches = std::min(batches, max_batches);
-  at::Tensor sums = at::zeros({2}, at::kDouble);
+  at::Tensor sums = at::zeros({5}, at::kDouble);
   for (int64_t i = 0; i < batches; ++i) {
     PackedBatch b = loader.next();
     if (b.target_tokens == 0) continue;
     sums[0] += batch_loss_sum(model, b, step_options).item<double>();
     sums[1] += static_cast<double>(b.target_tokens);
+    if (scorer == nullptr) continue;
+    const AlignmentDocs docs = alignment_docs_from_batch(b);
+    if (docs.pairs < 2) continue;
+    const PairEncoding e = encode_pairs(model, *scorer, docs);
+    const at::Tensor l = alignment_logits(e.instruction, e.response, scorer->logit_scale);
+    const auto n = static_cast<double>(docs.pairs);
+    const double diag = l.diagonal().sum().item<double>();
+    sums[2] += n;
+    sums[3] += l.argmax(1).eq(at::arange(docs.pairs, l.options().dtype(at::kLong))).sum().item<double>();
+    sums[4] += diag - n * (l.sum().item<double>() - diag) / (n * (n - 1));
   }
   all_reduce_sum(dist, sums);
   EvalResult r;
   r.tokens = static_cast<int64_t>(sums[1].item<double>());
   r.loss = r.tokens > 0 ? sums[0].item<double>() / static_cast<double>(r.tokens) : std::nan("");
+  if (sums[2].item<double>() > 0) {
+    r.align_acc = sums[3].item<double>() / sums[2].item<double>();
+    r.score_gap = sums[4].item<double>() / sums[2].item<double>();
+  }
   return r;
 }
 
@@ -138,7 +155,8 @@ nlohmann::json schedule_json(const LrSchedule& s) {
 // Writes final/ as a HF model directory (weights in the export dtype, config, generation config,
 // tokenizer files) through a temporary folder and a rename.
 fs::path export_final(const fs::path& run_dir, const Transformer& master, const GenerationDefaults& generation,
-                      at::ScalarType dtype, const fs::path& tokenizer_path, int64_t max_shard_bytes) {
+                      at::ScalarType dtype, const fs::path& tokenizer_path, int64_t max_shard_bytes,
+                      const AlignmentScorer& scorer) {
   const fs::path final_dir = run_dir / "final";
   const fs::path tmp = run_dir / fmt::format(".final.tmp-{}", ::getpid());
   std::error_code ec;
@@ -149,6 +167,7 @@ fs::path export_final(const fs::path& run_dir, const Transformer& master, const 
     for (const auto& [name, t] : master.params) weights[name] = t.detach().to(dtype);
     Transformer exported = build_transformer(master.config, std::move(weights), "export");
     save_model_dir(exported, generation, tmp, static_cast<uint64_t>(max_shard_bytes));
+    if (scorer.defined()) save_alignment_scorer(scorer, tmp);
     const fs::path tok_dir = fs::is_directory(tokenizer_path) ? tokenizer_path : tokenizer_path.parent_path();
     const std::vector<std::string> tok_files = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
                                                 "special_tokens_map.json"};
@@ -263,13 +282,56 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
     master = std::move(loaded.model);
     generation = std::move(loaded.generation);
   }
+  std::map<std::string, at::Tensor> ckpt_alignment;  // the scorer's tensors of the checkpoint
   if (ckpt) {
     std::map<std::string, at::Tensor> w;
-    for (const auto& [name, t] : ckpt->weights) w[name] = t.to(device, master_dtype);
+    for (const auto& [name, t] : ckpt->weights) {
+      if (name.rfind("alignment.", 0) == 0) ckpt_alignment[name] = t.to(device);
+      else w[name] = t.to(device, master_dtype);
+    }
     master = build_transformer(master.config, std::move(w), (ckpt->dir / "model.safetensors").string());
   }
   make_trainable(master);
   const ModelConfig& mc = master.config;
+
+  // --- the alignment scorer (alignment.lambda_align / lambda_cons > 0) ---------------------------
+  const AlignmentSection& al = config.alignment;
+  const bool alignment_on = al.lambda_align > 0 || al.lambda_cons > 0;
+  AlignmentScorer scorer;
+  std::string scorer_origin;
+  if (alignment_on) {
+    if (config.data.train_on_prompt)
+      throw Error("alignment: data.train_on_prompt leaves no instruction to encode apart from its response; turn "
+                  "one of them off");
+    if (config.data.packing == "none" && tc.micro_batch_size < 2)
+      throw Error("alignment: in-batch negatives need at least 2 pairs per micro-batch; raise "
+                  "training.micro_batch_size or pack rows (data.packing)");
+    const std::optional<AlignmentScorer> from_model =
+        config.model.init == "pretrained" && !ckpt ? load_alignment_scorer(model_path, mc.hidden_size, device)
+                                                   : std::nullopt;
+    if (ckpt) {
+      scorer = alignment_scorer_from_tensors(ckpt_alignment, mc.hidden_size, al.pooling,
+                                             (ckpt->dir / "model.safetensors").string());
+      scorer_origin = "from the checkpoint";
+    } else if (from_model) {
+      scorer = *from_model;
+      scorer_origin = fmt::format("from {}", (model_path / kAlignmentScorerFile).string());
+      if (scorer.pooling != al.pooling)
+        throw Error(fmt::format("{}: the scorer pools by '{}' but alignment.pooling is '{}'",
+                                (model_path / kAlignmentScorerFile).string(), scorer.pooling, al.pooling));
+      if (scorer.instruction_proj.size(0) != al.dim)
+        throw Error(fmt::format("{}: the scorer's dimension is {} but alignment.dim is {}",
+                                (model_path / kAlignmentScorerFile).string(), scorer.instruction_proj.size(0), al.dim));
+      if (!al.learn_temperature) scorer.logit_scale.fill_(std::log(1.0 / al.temperature));
+    } else {
+      scorer = init_alignment_scorer(mc.hidden_size, al.dim, al.temperature, al.pooling,
+                                     static_cast<uint64_t>(tc.seed), at::TensorOptions().device(device));
+      scorer_origin = "new";
+    }
+    scorer.instruction_proj.requires_grad_(true);
+    scorer.response_proj.requires_grad_(true);
+    scorer.logit_scale.requires_grad_(al.learn_temperature);
+  }
 
   // --- data ---------------------------------------------------------------------------------------
   const fs::path tokenizer_path = config.model.tokenizer.empty() ? model_path : fs::path(config.model.tokenizer);
@@ -341,7 +403,11 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   ao.eps = config.optimizer.eps;
   ao.weight_decay = config.optimizer.weight_decay;
   ao.fused = config.optimizer.fused;
-  AdamW optimizer(master.params, ao);
+  std::vector<std::pair<std::string, at::Tensor>> trained = master.params;
+  if (scorer.defined())
+    for (const auto& [name, t] : scorer.named_tensors())
+      if (t.requires_grad()) trained.emplace_back(name, t);
+  AdamW optimizer(trained, ao);
   TrainerState state;
   state.schedule = schedule_json(schedule);
   if (ckpt) {
@@ -351,7 +417,8 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
     state = ckpt->state;
     restore_rng_states(ckpt->rng);
   }
-  const std::vector<at::Tensor> params = parameter_tensors(master);
+  std::vector<at::Tensor> params;
+  for (const auto& [name, t] : trained) params.push_back(t);
   StepOptions so;
   so.compute_dtype = compute_dtype;
   so.activation_checkpointing = config.model.activation_checkpointing;
@@ -379,6 +446,11 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
                     synthetic_sources == 0 ? "; no source is marked synthetic, so every window is the plain mean"
                                            : ""));
   }
+  if (scorer.defined())
+    log(fmt::format("alignment scorer ({}): L = L_sft + {} * L_infonce + {} * L_consistency (signal {}), {} pooling, "
+                    "dim {}, temperature {:.4g}{}",
+                    scorer_origin, al.lambda_align, al.lambda_cons, al.signal, al.pooling, al.dim,
+                    std::exp(-scorer.logit_scale.item<double>()), al.learn_temperature ? " (learned)" : " (fixed)"));
   log(fmt::format("data: {} training examples ({} tokens){}; {} micro-batches of {} per epoch, {} per step; {} steps",
                   train_view.num_examples, format_si(static_cast<double>(train_view.num_tokens())),
                   has_eval ? fmt::format(", {} eval examples", eval_view.num_examples) : "", micro_per_epoch,
@@ -399,17 +471,27 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
     if (!main_rank || last_checkpoint_step == state.step) return;
     state.data_cursor = loader.state();
     state.metrics_bytes = metrics->bytes();
-    const fs::path dir = save_checkpoint(run_dir, state, master, optimizer, config_yaml, config.output.keep_last);
+    const fs::path dir = save_checkpoint(run_dir, state, master, optimizer, config_yaml, config.output.keep_last,
+                                         scorer.defined() ? scorer.named_tensors()
+                                                          : std::vector<std::pair<std::string, at::Tensor>>{});
     last_checkpoint_step = state.step;
     log(fmt::format("checkpoint saved: {}", dir.string()));
     fault_point("train.checkpoint");
   };
   auto run_eval = [&]() {
     if (!has_eval || last_eval_step == state.step) return;
-    const EvalResult r = evaluate(master, eval_view, lo, tc.eval_max_batches, so, dist);
+    const EvalResult r = evaluate(master, eval_view, lo, tc.eval_max_batches, so, dist,
+                                  scorer.defined() ? &scorer : nullptr);
     last_eval_step = state.step;
-    if (main_rank)
-      metrics->write({{"step", state.step}, {"eval_loss", r.loss}, {"eval_ppl", std::exp(r.loss)}, {"eval_tokens", r.tokens}});
+    if (main_rank) {
+      nlohmann::json record = {{"step", state.step}, {"eval_loss", r.loss}, {"eval_ppl", std::exp(r.loss)},
+                               {"eval_tokens", r.tokens}};
+      if (scorer.defined()) {
+        record["eval_align_acc"] = r.align_acc;
+        record["eval_score_gap"] = r.score_gap;
+      }
+      metrics->write(record);
+    }
     log(fmt::format("eval at step {}: loss {:.4f}, perplexity {:.3f} ({} tokens)", state.step, r.loss,
                     std::exp(r.loss), r.tokens));
   };
@@ -437,7 +519,14 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
       weights.synthetic_target_tokens = global_synthetic;
     }
     for (const at::Tensor& p : params) p.mutable_grad().reset();
-    const WindowResult r = forward_backward(master, window, global_targets, so, weights);
+    AlignmentTerms terms;
+    if (scorer.defined()) {
+      terms.scorer = &scorer;
+      terms.lambda_align = al.lambda_align;
+      terms.lambda_cons = al.lambda_cons;
+      terms.signal = al.signal;
+    }
+    const WindowResult r = forward_backward(master, window, global_targets, so, weights, terms);
     at::Tensor sums = at::tensor({r.loss_sum, static_cast<double>(r.valid_tokens), r.loss_sum_real, r.loss_sum_synthetic},
                                  at::kDouble);
     all_reduce_sum(dist, sums);
@@ -452,10 +541,20 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
       loss = scales.real * sums[2].item<double>() + scales.synthetic * sums[3].item<double>();
     }
     const auto step_tokens = static_cast<int64_t>(sums[1].item<double>());
+    // The alignment terms' window means over pairs (NaN when no micro-batch had two pairs).
+    at::Tensor align_sums = at::tensor({static_cast<double>(r.align_pairs), r.infonce_sum, r.consistency_sum,
+                                        r.retrieval_hits, r.score_gap_sum}, at::kDouble);
+    all_reduce_sum(dist, align_sums);
+    const double align_pairs = align_sums[0].item<double>();
+    auto pair_mean = [&](int i) { return align_pairs > 0 ? align_sums[i].item<double>() / align_pairs : std::nan(""); };
+    const double loss_align = pair_mean(1), loss_cons = pair_mean(2);
+    double loss_total = loss;
+    if (scorer.defined() && align_pairs > 0)
+      loss_total += al.lambda_align * loss_align + (al.lambda_cons > 0 ? al.lambda_cons * loss_cons : 0.0);
     if (nan_injected(state.step + 1)) loss = std::nan("");
     const double grad_norm = clip_grad_norm(params, tc.max_grad_norm);
     const double lr = lr_at(schedule, state.step);
-    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
+    const bool finite = std::isfinite(loss) && std::isfinite(loss_total) && std::isfinite(grad_norm);
     if (finite) {
       optimizer.step(lr);
       state.consecutive_nonfinite = 0;
@@ -487,6 +586,15 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
       if (source_weighted) {
         record["loss_real"] = loss_real;
         record["loss_synthetic"] = loss_synthetic;
+      }
+      if (scorer.defined()) {
+        record["loss_total"] = loss_total;
+        record["loss_align"] = loss_align;
+        record["loss_cons"] = al.lambda_cons > 0 ? loss_cons : std::nan("");
+        record["align_acc"] = pair_mean(3);
+        record["align_score_gap"] = pair_mean(4);
+        record["align_temperature"] = std::exp(-std::min(scorer.logit_scale.item<double>(),
+                                                         std::log(kAlignmentMaxInverseTemperature)));
       }
       metrics->write(record);
     }
@@ -527,7 +635,7 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   outcome.steps_this_run = state.step - first_step;
   if (main_rank && config.output.export_final) {
     outcome.final_dir = export_final(run_dir, master, generation, export_dtype(config.output.export_dtype, mc),
-                                     tokenizer_path, config.output.max_shard_bytes);
+                                     tokenizer_path, config.output.max_shard_bytes, scorer);
     log(fmt::format("exported {}", outcome.final_dir.string()));
   }
   return outcome;

@@ -71,11 +71,12 @@ at::Tensor batch_loss_sum(const Transformer& model, const PackedBatch& batch, co
   return rows_loss_sum(model, hidden, targets, rows, options);
 }
 
-SourceLossSums batch_loss_sums_by_source(const Transformer& model, const PackedBatch& batch,
-                                         const StepOptions& options) {
-  const at::Device device = model.embed.device();
-  const at::Tensor hidden = batch_hidden_rows(model, batch, options);
-  const at::Tensor targets = batch.targets.reshape({-1}).to(device);
+namespace {
+
+// The loss sums of real and synthetic targets from a batch's hidden rows.
+SourceLossSums loss_sums_by_source(const Transformer& model, const at::Tensor& hidden, const at::Tensor& targets,
+                                   const PackedBatch& batch, const StepOptions& options) {
+  const at::Device device = hidden.device();
   const at::Tensor is_target = targets != kIgnoreIndex;
   const at::Tensor synthetic = batch.synthetic.defined() ? batch.synthetic.reshape({-1}).to(device)
                                                          : at::zeros_like(is_target);
@@ -94,40 +95,146 @@ SourceLossSums batch_loss_sums_by_source(const Transformer& model, const PackedB
   return out;
 }
 
+}  // namespace
+
+SourceLossSums batch_loss_sums_by_source(const Transformer& model, const PackedBatch& batch,
+                                         const StepOptions& options) {
+  const at::Tensor hidden = batch_hidden_rows(model, batch, options);
+  return loss_sums_by_source(model, hidden, batch.targets.reshape({-1}).to(hidden.device()), batch, options);
+}
+
+at::Tensor alignment_signal(const Transformer& model, const AlignmentDocs& docs, const at::Tensor& target_nll,
+                            const at::Tensor& response_hidden, const std::string& signal, int64_t chunk_rows) {
+  c10::NoGradGuard no_grad;
+  const at::Device device = target_nll.device();
+  const at::Tensor pair = docs.target_pair.to(device);
+  const at::Tensor loglik = -target_nll.to(at::kDouble);
+  const auto n = docs.pairs;
+  auto per_pair_sum = [&](const at::Tensor& values, const at::Tensor& index) {
+    return at::zeros({n}, values.options()).index_add_(0, index, values);
+  };
+  if (signal == "forward") {
+    const at::Tensor count = per_pair_sum(at::ones_like(loglik), pair);
+    return (per_pair_sum(loglik, pair) / count).to(at::kFloat);
+  }
+  if (signal != "pmi") throw Error(fmt::format("alignment.signal must be pmi or forward, got '{}'", signal));
+  // Conditional: the response's tokens after its first. Unconditional: the response alone, each
+  // position predicting the next.
+  const at::Tensor later = docs.target_first.to(device).logical_not();
+  const at::Tensor cond = per_pair_sum(loglik.masked_select(later), pair.masked_select(later));
+  const at::Tensor valid = docs.valid.narrow(0, n, n).to(device);
+  const int64_t len = valid.size(1);
+  at::Tensor uncond = at::zeros({n}, loglik.options());
+  at::Tensor tokens = valid.to(at::kLong).sum(1);
+  if (len > 1) {
+    const at::Tensor has_next = valid.narrow(1, 1, len - 1);  // position t predicts t + 1
+    const at::Tensor rows = has_next.reshape({-1}).nonzero().squeeze(1);
+    if (rows.numel() > 0) {
+      const at::Tensor h = response_hidden.narrow(1, 0, len - 1).reshape({-1, response_hidden.size(-1)}).index_select(0, rows);
+      const at::Tensor next = docs.ids.narrow(0, n, n).narrow(1, 1, len - 1).to(device).reshape({-1}).index_select(0, rows);
+      const at::Tensor nll = linear_cross_entropy_rows(h.to(model.lm_head.scalar_type()), model.lm_head, next, chunk_rows);
+      uncond = per_pair_sum(-nll.to(at::kDouble), at::floor_divide(rows, len - 1));
+    }
+  }
+  const at::Tensor pmi = (cond - uncond) / (tokens - 1).to(at::kDouble);
+  return at::where(tokens > 1, pmi, at::full_like(pmi, std::nan(""))).to(at::kFloat);
+}
+
 WindowResult forward_backward(const Transformer& master, const std::vector<PackedBatch>& micro_batches,
                               int64_t global_target_tokens, const StepOptions& options,
-                              const SourceWeights& weights) {
+                              const SourceWeights& weights, const AlignmentTerms& alignment) {
   WindowResult out;
   // Checked before any work, so that a bad alpha fails at the first step and not in the middle.
   const SourceScales scales = weights.enabled() ? source_loss_scales(weights) : SourceScales{};
   const double scale = global_target_tokens > 0 ? 1.0 / static_cast<double>(global_target_tokens) : 0.0;
-  for (const PackedBatch& batch : micro_batches) {
+  // The pairs of each micro-batch first: each micro-batch's alignment terms weigh by its share.
+  const bool align = alignment.enabled();
+  std::vector<AlignmentDocs> docs(micro_batches.size());
+  int64_t window_pairs = 0;
+  if (align)
+    for (size_t i = 0; i < micro_batches.size(); ++i) {
+      docs[i] = alignment_docs_from_batch(micro_batches[i]);
+      if (docs[i].pairs >= 2) window_pairs += docs[i].pairs;
+    }
+  for (size_t mb = 0; mb < micro_batches.size(); ++mb) {
+    const PackedBatch& batch = micro_batches[mb];
     out.valid_tokens += batch.valid.sum().item<int64_t>();
     out.real_target_tokens += batch.target_tokens - batch.synthetic_target_tokens;
     out.synthetic_target_tokens += batch.synthetic_target_tokens;
     if (batch.target_tokens == 0) continue;
     // A fresh compute view per micro-batch: its casts are graph nodes that backward consumes.
     const Transformer model = compute_view(master, options.compute_dtype);
+    const bool align_here = align && docs[mb].pairs >= 2;
+    // The SFT hidden states of this micro-batch; with alignment they also give the pairs' forward
+    // likelihoods (read before the backward pass frees them).
+    const at::Device device = model.embed.device();
+    const at::Tensor hidden = batch_hidden_rows(model, batch, options);
+    const at::Tensor targets = batch.targets.reshape({-1}).to(device);
+    at::Tensor target_nll;
+    if (align_here && alignment.lambda_cons > 0) {
+      const at::Tensor rows = docs[mb].target_rows.to(device);
+      target_nll = linear_cross_entropy_rows(hidden.detach().index_select(0, rows), model.lm_head.detach(),
+                                             targets.index_select(0, rows), options.loss_chunk_tokens);
+    }
     if (!weights.enabled()) {
-      at::Tensor loss_sum = batch_loss_sum(model, batch, options);
+      const at::Tensor rows = (targets != kIgnoreIndex).nonzero().squeeze(1);
+      at::Tensor loss_sum = rows_loss_sum(model, hidden, targets, rows, options);
       out.loss_sum += loss_sum.item<double>();
       torch::autograd::backward({loss_sum * scale});
-      continue;
+    } else {
+      const SourceLossSums sums = loss_sums_by_source(model, hidden, targets, batch, options);
+      const double real = sums.real.item<double>(), synthetic = sums.synthetic.item<double>();
+      out.loss_sum_real += real;
+      out.loss_sum_synthetic += synthetic;
+      out.loss_sum += real + synthetic;
+      // Terms of weight 0 (alpha 0 or 1) stay out of the graph: 0 * an infinite loss would be NaN.
+      at::Tensor loss;
+      auto add = [&](const at::Tensor& sum, double factor) {
+        if (factor == 0 || !sum.requires_grad()) return;
+        loss = loss.defined() ? loss + sum * factor : sum * factor;
+      };
+      add(sums.real, scales.real);
+      add(sums.synthetic, scales.synthetic);
+      if (loss.defined()) torch::autograd::backward({loss});
     }
-    const SourceLossSums sums = batch_loss_sums_by_source(model, batch, options);
-    const double real = sums.real.item<double>(), synthetic = sums.synthetic.item<double>();
-    out.loss_sum_real += real;
-    out.loss_sum_synthetic += synthetic;
-    out.loss_sum += real + synthetic;
-    // Terms of weight 0 (alpha 0 or 1) stay out of the graph: 0 * an infinite loss would be NaN.
+    if (!align_here) continue;
+    // The alignment pass: instructions and responses as documents of their own, through a fresh
+    // compute view (the SFT graph is consumed).
+    const AlignmentDocs& d = docs[mb];
+    const Transformer view = compute_view(master, options.compute_dtype);
+    ForwardOptions fwd;
+    if (options.activation_checkpointing)
+      fwd.wrap_layer = [](size_t, const at::Tensor& h, const std::function<at::Tensor(const at::Tensor&)>& run) {
+        return checkpointed(run, h);
+      };
+    const PairEncoding enc = encode_pairs(view, *alignment.scorer, d, fwd);
+    const at::Tensor logits = alignment_logits(enc.instruction, enc.response, alignment.scorer->logit_scale);
+    const at::Tensor infonce = infonce_loss(logits);
+    at::Tensor consistency;
+    if (alignment.lambda_cons > 0) {
+      const at::Tensor signal = alignment_signal(view, d, target_nll, enc.response_hidden.detach(), alignment.signal,
+                                                 options.loss_chunk_tokens);
+      consistency = rank_consistency_loss(logits.diagonal(), signal) + direction_agreement_loss(logits);
+    }
+    const double share = static_cast<double>(d.pairs) / static_cast<double>(window_pairs);
     at::Tensor loss;
-    auto add = [&](const at::Tensor& sum, double factor) {
-      if (factor == 0 || !sum.requires_grad()) return;
-      loss = loss.defined() ? loss + sum * factor : sum * factor;
-    };
-    add(sums.real, scales.real);
-    add(sums.synthetic, scales.synthetic);
-    if (loss.defined()) torch::autograd::backward({loss});
+    if (alignment.lambda_align > 0) loss = infonce * alignment.lambda_align;
+    if (consistency.defined()) loss = loss.defined() ? loss + consistency * alignment.lambda_cons
+                                                     : consistency * alignment.lambda_cons;
+    torch::autograd::backward({loss * share});
+    {
+      c10::NoGradGuard no_grad;
+      const auto n = static_cast<double>(d.pairs);
+      const at::Tensor l = logits.detach();
+      const at::Tensor labels = at::arange(d.pairs, l.options().dtype(at::kLong));
+      const double diag = l.diagonal().sum().item<double>();
+      const double off = (l.sum().item<double>() - diag) / (n * (n - 1));
+      out.align_pairs += d.pairs;
+      out.infonce_sum += infonce.item<double>() * n;
+      if (consistency.defined()) out.consistency_sum += consistency.item<double>() * n;
+      out.retrieval_hits += l.argmax(1).eq(labels).sum().item<double>();
+      out.score_gap_sum += (diag / n - off) * n;
+    }
   }
   return out;
 }

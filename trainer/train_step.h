@@ -9,9 +9,11 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <string>
 #include <vector>
 
 #include "models/transformer.h"
+#include "trainer/alignment.h"
 #include "trainer/packing.h"
 
 namespace mt {
@@ -55,6 +57,25 @@ struct SourceLossSums {
 SourceLossSums batch_loss_sums_by_source(const Transformer& model, const PackedBatch& batch,
                                          const StepOptions& options);
 
+// The alignment scorer's terms (trainer/alignment.h): lambda_align * L_infonce + lambda_cons *
+// L_consistency, each micro-batch's terms over its own pairs (in-batch negatives) and weighted by
+// its share of the window's pairs. Off (nothing computed, exactly the plain loss) unless a scorer
+// is given and a weight is positive.
+struct AlignmentTerms {
+  const AlignmentScorer* scorer = nullptr;  // fp32 leaves beside the master weights
+  double lambda_align = 0, lambda_cons = 0;
+  std::string signal = "pmi";  // the consistency target: "pmi" | "forward" (docs/method.md)
+  bool enabled() const { return scorer != nullptr && scorer->defined() && (lambda_align > 0 || lambda_cons > 0); }
+};
+
+// The per-pair likelihood signal of a micro-batch's pairs (no gradient): "forward" is the mean
+// log-likelihood of the response given the instruction; "pmi" is the pointwise mutual information
+// per token, (log p(R | I) - log p(R)) / (|R| - 1) over the response's tokens after its first, with
+// log p(R) from the response encoded alone (NaN for one-token responses). `target_nll` holds the
+// batch's per-row NLLs at docs.target_rows; `response_hidden` the response documents' states.
+at::Tensor alignment_signal(const Transformer& model, const AlignmentDocs& docs, const at::Tensor& target_nll,
+                            const at::Tensor& response_hidden, const std::string& signal, int64_t chunk_rows);
+
 struct WindowResult {
   double loss_sum = 0;      // this rank's summed token losses
   int64_t valid_tokens = 0; // this rank's non-padding input tokens (for tokens/s)
@@ -62,6 +83,11 @@ struct WindowResult {
   // weights on; the plain path computes the total alone).
   int64_t real_target_tokens = 0, synthetic_target_tokens = 0;
   double loss_sum_real = 0, loss_sum_synthetic = 0;
+  // Alignment terms (when on): pairs with in-batch negatives, and pair-weighted sums of the terms,
+  // of in-batch top-1 retrieval hits (instruction -> response) and of the score gap (mean score of
+  // the true pairs minus the mean over the other pairs).
+  int64_t align_pairs = 0;
+  double infonce_sum = 0, consistency_sum = 0, retrieval_hits = 0, score_gap_sum = 0;
 };
 
 // Forward + backward of every micro-batch of the window; gradients accumulate into the master
@@ -69,6 +95,6 @@ struct WindowResult {
 // ranks; `weights`, when enabled, switches to the source-weighted loss (see SourceWeights).
 WindowResult forward_backward(const Transformer& master, const std::vector<PackedBatch>& micro_batches,
                               int64_t global_target_tokens, const StepOptions& options,
-                              const SourceWeights& weights = {});
+                              const SourceWeights& weights = {}, const AlignmentTerms& alignment = {});
 
 }  // namespace mt

@@ -1,6 +1,8 @@
 // `maintune score`: negative log-likelihood of target tokens given a prompt for each JSONL line
 // ({"prompt_ids", "target_ids"}, {"prompt", "target"} texts, or {"instruction", "response"} through
-// the chat template), printing {"nll_sum", "nll_mean", "n_tokens"} per line.
+// the chat template), printing {"nll_sum", "nll_mean", "n_tokens"} per line; with --alignment also
+// the learned alignment scorer's s(I, R) of the prompt and the target encoded apart
+// (trainer/alignment.h; the model dir must hold alignment_scorer.safetensors).
 // Log-probabilities are taken in fp32 (the default dtype on CPU is fp32 end to end).
 #include <fmt/format.h>
 
@@ -8,6 +10,7 @@
 
 #include "models/error.h"
 #include "models/score.h"
+#include "trainer/alignment.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/text_options.h"
 #include "trainer/jsonl.h"
@@ -20,6 +23,7 @@ int cmd_score(int argc, char** argv) {
   spec.insert(spec.end(), {
       {"data", true, "JSONL file: prompt_ids/target_ids, prompt/target or instruction/response per line", ""},
       {"batch-size", true, "lines scored together", "8"},
+      {"alignment", false, "also print alignment_score: the alignment scorer's cosine / temperature of prompt and target", ""},
   });
   const Args args = parse_args(argc, argv, spec);
   if (args.help) {
@@ -49,9 +53,28 @@ int cmd_score(int argc, char** argv) {
       throw Error(fmt::format("{}: prompt + target exceed max_position_embeddings {}", where[i],
                               loaded.model.config.max_position_embeddings));
   }
+  std::vector<double> alignment;
+  if (args.has("alignment")) {
+    const std::string model_dir = args.get("model");
+    const auto scorer = load_alignment_scorer(model_dir, loaded.model.config.hidden_size, loaded.model.embed.device());
+    if (!scorer)
+      throw Error(fmt::format("{}: --alignment needs {} (saved by a training run with alignment.lambda_align or "
+                              "lambda_cons > 0)",
+                              model_dir, kAlignmentScorerFile));
+    std::vector<std::vector<int64_t>> prompts, targets;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      if (requests[i].target_ids.empty())
+        throw Error(fmt::format("{}: --alignment needs a non-empty target (the response)", where[i]));
+      prompts.push_back(requests[i].prompt_ids);
+      targets.push_back(requests[i].target_ids);
+    }
+    alignment = alignment_pair_scores(loaded.model, *scorer, prompts, targets, batch);
+  }
   const std::vector<NllResult> results = score_nll(loaded.model, requests, batch);
-  for (const auto& r : results) {
+  for (size_t i = 0; i < results.size(); ++i) {
+    const NllResult& r = results[i];
     nlohmann::json j = {{"nll_sum", r.nll_sum}, {"nll_mean", r.nll_mean()}, {"n_tokens", r.n_tokens}};
+    if (!alignment.empty()) j["alignment_score"] = alignment[i];
     std::cout << j.dump() << "\n";
   }
   std::cout.flush();
