@@ -209,6 +209,25 @@ bool stage_done(const fs::path& dir) {
 
 bool run_finished(const fs::path& run_dir) { return fs::exists(run_dir / "report" / "summary.json"); }
 
+// In a stage folder the sweep copied: the run it came from.
+constexpr const char* kCopiedFromFile = "sweep_copied_from.json";
+
+bool is_copy_in_progress(const fs::path& p) {
+  const std::string name = p.filename().string();
+  const std::string suffix = ".sweep-copy";
+  return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The stages of a run that were copied from another run, in stage order, as {stage, from}.
+json copied_stages(const fs::path& run_dir, const StageKeys& keys) {
+  json out = json::array();
+  for (const auto& [stage, key] : keys) {
+    const json from = read_json_or_null(run_dir / stage / kCopiedFromFile);
+    if (from.is_object() && from.contains("from")) out.push_back({{"stage", stage}, {"from", from["from"]}});
+  }
+  return out;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -279,9 +298,10 @@ json initial_record(const Sweep& sw, const std::vector<std::string>& overrides_o
            {"reused", json::array()},   {"seconds", 0.0},        {"stage_keys", keys},
            {"overrides", sweep_overrides(sw.spec, s)}};
     if (auto it = earlier.find(s.run_name); it != earlier.end() && it->second.value("setting", json()) == r["setting"]) {
-      for (const char* k : {"status", "reused", "seconds", "error"})
+      for (const char* k : {"status", "seconds", "error"})
         if (it->second.contains(k)) r[k] = it->second[k];
     }
+    r["reused"] = copied_stages(sw.run_dir(i), sw.keys[i]);
     runs.push_back(r);
   }
   return json{{"sweep", fs::absolute(sw.spec.file).lexically_normal().string()},
@@ -307,7 +327,7 @@ void prepare_run_folder(Sweep& sw, size_t i) {
   }
   if (fs::exists(run) && !fs::is_empty(run))
     for (const auto& entry : fs::directory_iterator(run))
-      if (entry.path().filename().string().find(".sweep-copy") == std::string::npos && entry.path().filename() != "pipeline.log")
+      if (!is_copy_in_progress(entry.path()) && entry.path().filename() != "pipeline.log")
         throw Error(fmt::format("{}: the run folder exists and holds no pipeline run (no pipeline.yaml); move it away",
                                 run.string()));
   fs::create_directories(run);
@@ -319,10 +339,10 @@ void prepare_run_folder(Sweep& sw, size_t i) {
 // could be the same). Returns the copied stages as {stage, from}.
 json copy_shared_stages(Sweep& sw, size_t i) {
   const fs::path run = sw.run_dir(i);
+  std::vector<fs::path> interrupted;  // copies a kill cut short
   for (const auto& entry : fs::directory_iterator(run))
-    if (entry.path().filename().string().size() > 11 &&
-        entry.path().filename().string().find(".sweep-copy") != std::string::npos)
-      fs::remove_all(entry.path());  // a copy a kill interrupted
+    if (is_copy_in_progress(entry.path())) interrupted.push_back(entry.path());
+  for (const auto& p : interrupted) fs::remove_all(p);
   json copied = json::array();
   for (const auto& [stage, key] : sw.keys[i]) {
     const fs::path dst = run / stage;
@@ -333,6 +353,9 @@ json copy_shared_stages(Sweep& sw, size_t i) {
     const fs::path src = sw.run_dir(*source) / stage, tmp = run / (stage + ".sweep-copy");
     try {
       fs::copy(src, tmp, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+      // Where the stage came from travels with it, so the record survives a kill after the rename.
+      write_text_file_atomically(tmp / kCopiedFromFile,
+                                 json{{"from", sw.spec.settings[*source].run_name}, {"stage_key", key}}.dump() + "\n");
       fs::rename(tmp, dst);
       fsync_directory(run);
     } catch (const fs::filesystem_error& e) {
@@ -352,7 +375,7 @@ bool start_run(Sweep& sw, size_t i) {
   prepare_run_folder(sw, i);
   const json copied = copy_shared_stages(sw, i);
   json& r = sw.run(i);
-  for (const auto& c : copied) r["reused"].push_back(c);
+  r["reused"] = copied_stages(sw.run_dir(i), sw.keys[i]);
   r["status"] = "running";
   r["action"] = resumed ? "resumed" : "ran";
   r.erase("error");
