@@ -287,6 +287,14 @@ void write_sweep_summary(const fs::path& sweep_dir, const SweepSpec& spec, const
           }
           series.push_back(std::move(s));
         }
+      // A column a group's settings do not have (another final model) is no line; when nothing is
+      // measured at all, the empty lines stay so the chart says so.
+      auto has_point = [](const PlotSeries& s) {
+        return std::any_of(s.values.begin(), s.values.end(), [](double v) { return std::isfinite(v); });
+      };
+      if (std::any_of(series.begin(), series.end(), has_point))
+        series.erase(std::remove_if(series.begin(), series.end(), [&](const PlotSeries& s) { return !has_point(s); }),
+                     series.end());
       PlotOptions o;
       o.title = fmt::format("{}: {} vs {}", spec.name, metric, spec.swept_keys[k]);
       if (numeric) {
