@@ -71,6 +71,12 @@ std::string sweep_cmd(const fs::path& file, const fs::path& dir, const std::stri
   return "sweep --config " + mt::test::quoted(file) + " --run-dir " + mt::test::quoted(dir) + extra;
 }
 
+// `maintune ARGS` with one intra-op thread (children of --jobs inherit it): the same results, and on
+// a 2-core machine shared with other test processes about 10x faster than spinning thread pools.
+mt::test::CommandResult run_sweep(const std::string& args, const std::string& env = "") {
+  return mt::test::run_command("OMP_NUM_THREADS=1 " + env + " '" + std::string(MT_MAINTUNE_EXE) + "' " + args);
+}
+
 // summary.csv without its seconds column (the last), which differs between runs.
 std::string csv_without_seconds(const fs::path& file) {
   std::string out, line;
@@ -296,7 +302,7 @@ TEST_CASE("sweep: a final.alpha sweep copies stages 0-4 into its second run, ski
   const fs::path file = root / "alpha.yaml";
   mt::test::write_file(file, "base: " + demo_config().string() + "\n" + kSmallDemo + "grid:\n  final.alpha: [0, 0.5]\n");
   const fs::path dir = root / "straight";
-  auto r = mt::test::run_maintune(sweep_cmd(file, dir));
+  auto r = run_sweep(sweep_cmd(file, dir));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const fs::path run1 = dir / "runs" / "001-final.alpha=0", run2 = dir / "runs" / "002-final.alpha=0.5";
@@ -357,7 +363,7 @@ TEST_CASE("sweep: a final.alpha sweep copies stages 0-4 into its second run, ski
   // The same command again: both runs skipped, nothing trained.
   const auto weights1 = fs::last_write_time(run1 / "stage5_final" / "mutual" / "final" / "model.safetensors");
   const auto weights2 = fs::last_write_time(run2 / "stage5_final" / "mutual" / "final" / "model.safetensors");
-  r = mt::test::run_maintune(sweep_cmd(file, dir));
+  r = run_sweep(sweep_cmd(file, dir));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   REQUIRE(r.output.find("001-final.alpha=0: complete, skipped") != std::string::npos);
@@ -374,8 +380,7 @@ TEST_CASE("sweep: a final.alpha sweep copies stages 0-4 into its second run, ski
 
   // Killed in run 2's final training, then the same command: the uninterrupted sweep's table.
   const fs::path killed = root / "killed";
-  r = mt::test::run_command("MAINTUNE_FAULT_KILL_AT=stage5.mutual.trained:2 '" + std::string(MT_MAINTUNE_EXE) + "' " +
-                            sweep_cmd(file, killed));
+  r = run_sweep(sweep_cmd(file, killed), "MAINTUNE_FAULT_KILL_AT=stage5.mutual.trained:2");
   INFO(r.output);
   REQUIRE(r.exit_code == 137);
   record = mt::test::read_json(killed / "sweep.json");
@@ -387,7 +392,7 @@ TEST_CASE("sweep: a final.alpha sweep copies stages 0-4 into its second run, ski
   REQUIRE(csv_cells(partial[2])[static_cast<size_t>(std::find(header.begin(), header.end(), "final.mutual.heldout_nll") -
                                                      header.begin())]
               .empty());
-  r = mt::test::run_maintune(sweep_cmd(file, killed));
+  r = run_sweep(sweep_cmd(file, killed));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   REQUIRE(r.output.find("001-final.alpha=0: complete, skipped") != std::string::npos);
@@ -405,7 +410,7 @@ TEST_CASE("sweep: --jobs 2 runs settings side by side but never computes a share
   const fs::path file = root / "alpha.yaml";
   mt::test::write_file(file, "base: " + demo_config().string() + "\n" + kSmallDemo + "grid:\n  final.alpha: [0, 0.5]\n");
   const fs::path dir = root / "out";
-  const auto r = mt::test::run_maintune(sweep_cmd(file, dir, " --jobs 2"));
+  const auto r = run_sweep(sweep_cmd(file, dir, " --jobs 2"));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const json record = mt::test::read_json(dir / "sweep.json");
