@@ -231,6 +231,60 @@ TEST_CASE("sweep: grid order is the file's with the last key fastest - each list
   REQUIRE(list_configs[0].final_tuning.steps == 300);  // the base's
 }
 
+TEST_CASE("sweep: the summary of a partial sweep - every swept value, unmeasured metrics empty and n/a, never 0",
+          "[sweep]") {
+  const fs::path f = sweep_file("sweep_summary",
+                                "list:\n  - {filter.rule: mutual, final.models: [mutual]}\n"
+                                "  - {filter.rule: forward, final.models: [forward]}\n"
+                                "grid:\n  final.alpha: [0, 0.5]\n");
+  const fs::path dir = f.parent_path() / "out";
+  const auto spec = mt::load_sweep_spec(f);
+  const auto configs = mt::sweep_configs(spec, dir);
+  // Run 1 finished without a checker: its accuracy and precision are null; runs 2-4 not started.
+  const fs::path run1 = mt::sweep_run_dir(dir, spec.settings[0]);
+  fs::create_directories(run1 / "stage5_final");
+  fs::create_directories(run1 / "report");
+  mt::test::write_file(run1 / "stage5_final" / "stage.json",
+                       R"({"complete": true, "models": {"mutual": {"heldout_nll": 1.5, "accuracy": null}}})");
+  mt::test::write_file(run1 / "report" / "summary.json",
+                       R"({"budget": 3, "filter": {"mutual": {"kept": 3, "precision": null}}})");
+  json record{{"runs", json::array()}};
+  for (size_t i = 0; i < spec.settings.size(); ++i)
+    record["runs"].push_back({{"status", i == 0 ? "complete" : "pending"}, {"seconds", i == 0 ? 12.5 : 0.0},
+                              {"reused", json::array()}});
+  mt::write_sweep_summary(dir, spec, configs, record);
+  const auto csv = lines_of(mt::test::read_file(dir / "summary.csv"));
+  REQUIRE(csv.size() == 5);
+  const auto header = csv_cells(csv[0]);
+  auto cell = [&](size_t row, const std::string& col) {
+    const auto it = std::find(header.begin(), header.end(), col);
+    REQUIRE(it != header.end());
+    return csv_cells(csv[row])[static_cast<size_t>(it - header.begin())];
+  };
+  REQUIRE(cell(1, "filter.rule") == "mutual");
+  REQUIRE(cell(1, "final.models") == "[mutual]");
+  REQUIRE(cell(1, "final.alpha") == "0.0");
+  REQUIRE(cell(4, "filter.rule") == "forward");
+  REQUIRE(cell(4, "final.models") == "[forward]");
+  REQUIRE(cell(4, "final.alpha") == "0.5");
+  REQUIRE(cell(1, "final.mutual.heldout_nll") == "1.5");
+  REQUIRE(cell(1, "final.mutual.accuracy").empty());
+  REQUIRE(cell(1, "filter.mutual.precision").empty());
+  REQUIRE(cell(1, "kept") == "3");
+  REQUIRE(cell(1, "seconds") == "12.5");
+  REQUIRE(cell(1, "final.forward.heldout_nll").empty());
+  REQUIRE(cell(2, "status") == "pending");
+  REQUIRE(cell(2, "final.mutual.heldout_nll").empty());
+  REQUIRE(cell(2, "seconds").empty());
+  const std::string md = mt::test::read_file(dir / "summary.md");
+  REQUIRE(md.find("| 1 | 001-filter.rule=mutual-final.models=mutual-final.alpha=0 | mutual | [mutual] | 0.0 | complete | 1.5000 | n/a |") !=
+          std::string::npos);
+  // Plots against every swept key; rule names are placed at 0, 1 and named on the axis.
+  const std::string svg = mt::test::read_file(dir / "plots" / "heldout_nll-vs-filter.rule.svg");
+  REQUIRE(svg.find("0 = mutual, 1 = forward") != std::string::npos);
+  REQUIRE(fs::exists(dir / "plots" / "accuracy-vs-final.alpha.svg"));
+}
+
 TEST_CASE("stage keys: a change reaches the stage that reads it and the later ones only", "[sweep]") {
   const auto base = mt::pipeline_stage_keys(mt::load_train_config(demo_config()));
   std::vector<std::string> names;

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "models/atomic_file.h"
 #include "trainer/svg_plot.h"
@@ -53,7 +54,8 @@ std::string yaml_flow(const YAML::Node& node) {
 
 // The value of `key` ("final.alpha", "data.sources[0].format") in a config's YAML; "" when absent.
 std::string config_value(const YAML::Node& tree, const std::string& key) {
-  YAML::Node node = tree;
+  YAML::Node node;
+  node.reset(tree);
   size_t start = 0;
   while (start <= key.size()) {
     const size_t dot = key.find('.', start);
@@ -63,11 +65,12 @@ std::string config_value(const YAML::Node& tree, const std::string& key) {
       index = static_cast<size_t>(std::strtoull(part.c_str() + b + 1, nullptr, 10));
       part = part.substr(0, b);
     }
+    // reset(), not operator=: assigning a YAML::Node writes into the tree it refers to.
     if (!node.IsMap() || !node[part]) return "";
-    node = node[part];
+    node.reset(node[part]);
     if (index) {
       if (!node.IsSequence() || *index >= node.size()) return "";
-      node = node[*index];
+      node.reset(node[*index]);
     }
     if (dot == std::string::npos) break;
     start = dot + 1;
@@ -248,9 +251,22 @@ void write_sweep_summary(const fs::path& sweep_dir, const SweepSpec& spec, const
   // plots/<metric>-vs-<key>.svg
   std::vector<std::string> plots;
   fs::create_directories(sweep_dir / "plots");
+  std::vector<std::vector<std::string>> own_columns(n);  // the columns each setting's own config has
+  for (size_t i = 0; i < n; ++i) own_columns[i] = sweep_metric_columns({configs[i]});
   for (const auto& metric : spec.metrics) {
-    const auto cols = metric_columns_of(metric, columns);
+    std::vector<std::string> cols = metric_columns_of(metric, columns);
     if (cols.empty()) continue;
+    // When every setting has one final model, "accuracy" is that model's accuracy whichever rule
+    // it is: one column, so settings with different final.models fall on one line.
+    if (cols.size() > 1 && std::all_of(own_columns.begin(), own_columns.end(), [&](const auto& own) {
+          return metric_columns_of(metric, own).size() <= 1;
+        })) {
+      for (size_t i = 0; i < n; ++i) {
+        const auto own = metric_columns_of(metric, own_columns[i]);
+        metrics[i][metric] = own.empty() ? json() : metrics[i][own.front()];
+      }
+      cols = {metric};
+    }
     for (size_t k = 0; k < spec.swept_keys.size(); ++k) {
       // x: the key's values as numbers, or their positions in sweep order.
       std::vector<std::string> distinct;
@@ -260,21 +276,33 @@ void write_sweep_summary(const fs::path& sweep_dir, const SweepSpec& spec, const
         return numeric ? *as_number(v)
                        : static_cast<double>(std::find(distinct.begin(), distinct.end(), v) - distinct.begin());
       };
-      // Groups: the other swept keys' values.
+      // Groups: the values of the other swept keys that vary on their own. A key set together with
+      // this one (a list entry's filter.rule and final.models) is no group: each group would be one point.
+      auto follows_key = [&](size_t o) {
+        std::map<std::string, std::string> seen;
+        for (size_t i = 0; i < n; ++i)
+          if (!seen.emplace(values[i][k], values[i][o]).second && seen[values[i][k]] != values[i][o]) return false;
+        return true;
+      };
+      std::vector<size_t> group_keys;
+      for (size_t o = 0; o < spec.swept_keys.size(); ++o)
+        if (o != k && !follows_key(o)) group_keys.push_back(o);
       std::vector<std::string> groups;
       std::vector<std::string> group_of(n);
       for (size_t i = 0; i < n; ++i) {
         std::vector<std::string> others;
-        for (size_t o = 0; o < spec.swept_keys.size(); ++o)
-          if (o != k) others.push_back(spec.swept_keys[o] + "=" + values[i][o]);
+        for (const size_t o : group_keys) others.push_back(spec.swept_keys[o] + "=" + values[i][o]);
         group_of[i] = fmt::format("{}", fmt::join(others, " "));
         add_unique(groups, group_of[i]);
       }
-      std::vector<PlotSeries> series;
+      struct Line {
+        std::string column, group;
+        PlotSeries series;
+      };
+      std::vector<Line> lines;
       for (const auto& col : cols)
         for (const auto& g : groups) {
-          PlotSeries s;
-          s.label = g.empty() ? col : col + " | " + g;
+          Line line{col, g, {}};
           std::vector<std::pair<double, double>> points;
           for (size_t i = 0; i < n; ++i)
             if (group_of[i] == g)
@@ -282,19 +310,31 @@ void write_sweep_summary(const fs::path& sweep_dir, const SweepSpec& spec, const
                                   metrics[i][col].is_number() ? metrics[i][col].get<double>() : std::nan(""));
           std::stable_sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
           for (const auto& [x, y] : points) {
-            s.x.push_back(x);
-            s.values.push_back(y);
+            line.series.x.push_back(x);
+            line.series.values.push_back(y);
           }
-          series.push_back(std::move(s));
+          lines.push_back(std::move(line));
         }
       // A column a group's settings do not have (another final model) is no line; when nothing is
       // measured at all, the empty lines stay so the chart says so.
-      auto has_point = [](const PlotSeries& s) {
-        return std::any_of(s.values.begin(), s.values.end(), [](double v) { return std::isfinite(v); });
+      auto has_point = [](const Line& l) {
+        return std::any_of(l.series.values.begin(), l.series.values.end(), [](double v) { return std::isfinite(v); });
       };
-      if (std::any_of(series.begin(), series.end(), has_point))
-        series.erase(std::remove_if(series.begin(), series.end(), [&](const PlotSeries& s) { return !has_point(s); }),
-                     series.end());
+      if (std::any_of(lines.begin(), lines.end(), has_point))
+        lines.erase(std::remove_if(lines.begin(), lines.end(), [&](const Line& l) { return !has_point(l); }), lines.end());
+      // Labels as short as tell the lines apart: the column, the other keys' values, or both.
+      std::set<std::string> line_columns, line_groups;
+      for (const auto& l : lines) {
+        line_columns.insert(l.column);
+        line_groups.insert(l.group);
+      }
+      const bool groups_tell = line_groups.size() == lines.size() && !line_groups.count("");
+      const bool columns_tell = line_columns.size() == lines.size();
+      std::vector<PlotSeries> series;
+      for (auto& l : lines) {
+        l.series.label = groups_tell ? l.group : columns_tell ? l.column : l.column + " | " + l.group;
+        series.push_back(std::move(l.series));
+      }
       PlotOptions o;
       o.title = fmt::format("{}: {} vs {}", spec.name, metric, spec.swept_keys[k]);
       if (numeric) {
