@@ -3,8 +3,10 @@
 // when a config part its stage (or an earlier one) reads changes; end to end on the small demo, a
 // final.alpha sweep copies stages 0-4 into its second run, skips finished runs on a rerun, resumes
 // after a kill with the uninterrupted sweep's results, and --jobs 2 never computes a shared stage twice.
+#include <algorithm>
 #include <filesystem>
 #include <map>
+#include <sstream>
 
 #include "tests/test_util.h"
 #include "trainer/config.h"
