@@ -1174,14 +1174,15 @@ std::string format_config_schema() {
   return out;
 }
 
-TrainConfig load_train_config(const fs::path& path, const std::vector<std::string>& overrides) {
+TrainConfig load_train_config(const fs::path& path, const std::vector<std::string>& overrides,
+                              const fs::path& overrides_dir) {
   TrainConfig config;
   if (!path.empty()) {
     const Origin origin{path.string(), "", fs::absolute(path).lexically_normal().parent_path()};
     const std::string text = read_config_text(path);
     apply_root(config, parse_config_document(text, origin), origin);
   }
-  const fs::path cwd = fs::current_path();
+  const fs::path cwd = overrides_dir.empty() ? fs::current_path() : fs::absolute(overrides_dir).lexically_normal();
   for (const auto& arg : overrides) apply_override(config, arg, cwd);
   finish_config(config, path.empty() ? std::string("--set") : path.string());
   return config;

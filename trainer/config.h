@@ -194,7 +194,10 @@ std::string format_config_schema();  // the table `maintune config --schema` pri
 // mt::Error "FILE:LINE:COL: key path: what is wrong" (overrides: "--set a.b=v: ...") with a
 // "did you mean 'x'?" for unknown keys. An empty `path` means defaults + overrides only. Required
 // keys are not checked here (the CLI may still set output.run_dir): see check_train_config_complete.
-TrainConfig load_train_config(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
+// `overrides_dir`: the folder relative paths in overrides are resolved against ("" = the current
+// directory; a sweep file's folder for its settings).
+TrainConfig load_train_config(const std::filesystem::path& path, const std::vector<std::string>& overrides = {},
+                              const std::filesystem::path& overrides_dir = {});
 
 // Throws mt::Error naming every required key that is unset (model.path, output.run_dir, a
 // data.sources entry) and how to set it.

@@ -17,6 +17,7 @@ int cmd_train(int argc, char** argv);
 int cmd_config(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_pipeline(int argc, char** argv);
+int cmd_sweep(int argc, char** argv);
 
 // Shared by the model-using subcommands: --model, --device, --dtype.
 std::vector<OptionSpec> model_options();

@@ -19,6 +19,7 @@ const char* kUsage =
     "  tokenize   token ids of JSONL text lines with a model's tokenizer\n"
     "  train      fine-tune a model from a YAML config (resumable)\n"
     "  pipeline   the MAIN pipeline: seed models, mutual rounds, synthesis, mutual filter, final models, report\n"
+    "  sweep      ablation sweep of pipeline runs over config keys, reusing the stages settings share\n"
     "  config     print the config schema, or a config resolved\n"
     "  bench      training speed on a named model shape (tokens/s, MFU, peak memory)\n"
     "\n"
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
     if (cmd == "config") return mt::cli::cmd_config(argc - 2, argv + 2);
     if (cmd == "bench") return mt::cli::cmd_bench(argc - 2, argv + 2);
     if (cmd == "pipeline") return mt::cli::cmd_pipeline(argc - 2, argv + 2);
+    if (cmd == "sweep") return mt::cli::cmd_sweep(argc - 2, argv + 2);
     std::cerr << "maintune: unknown command '" << cmd << "'\n\n" << kUsage;
     return 2;
   } catch (const mt::cli::UsageError& e) {
