@@ -54,10 +54,10 @@ def rank(logits, signal):
     s = torch.diagonal(logits)[keep]
     m = signal[keep]
 
-    def z(x):
-        return (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-8)
+    def z(x, floor):
+        return (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + floor)
 
-    return ((z(s) - z(m)) ** 2).mean()
+    return ((z(s, 1.0) - z(m, 1e-8)) ** 2).mean()
 
 
 def main():

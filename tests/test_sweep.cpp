@@ -501,3 +501,24 @@ TEST_CASE("sweep: --dry-run lists the settings, their folders and the stages the
   REQUIRE(bad.exit_code == 2);
   REQUIRE(bad.output.find("--run-dir") != std::string::npos);
 }
+
+TEST_CASE("sweep: the alignment-weight recipes resolve - every setting after the first reuses all but stage 5",
+          "[sweep][alignment]") {
+  const fs::path dir = mt::test::temp_dir("sweep_recipes") / "out";
+  const fs::path sweeps = fs::path(MT_SOURCE_DIR) / "configs" / "sweeps";
+  const auto demo = mt::test::run_maintune(sweep_cmd(sweeps / "demo-alignment-weights.yaml", dir, " --dry-run"));
+  INFO(demo.output);
+  REQUIRE(demo.exit_code == 0);
+  CHECK(demo.output.find("[1/9] 001-alignment.lambda_align=0-alignment.lambda_cons=0\n") != std::string::npos);
+  CHECK(demo.output.find("[9/9] 009-alignment.lambda_align=0.5-alignment.lambda_cons=0.5") != std::string::npos);
+  size_t reuse = 0;
+  for (size_t at = 0; (at = demo.output.find("reuses:     stage0_demo..stage4_filter from 001-", at)) != std::string::npos; ++at)
+    ++reuse;
+  CHECK(reuse == 8);
+  const auto real = mt::test::run_maintune(sweep_cmd(sweeps / "llama3-8b-alignment-weights.yaml", dir, " --dry-run"));
+  INFO(real.output);
+  REQUIRE(real.exit_code == 0);
+  CHECK(real.output.find("[6/6]") != std::string::npos);
+  CHECK(real.output.find("reuses:     stage1_seed_models..stage4_filter from 001-") != std::string::npos);
+  CHECK(!fs::exists(dir));
+}

@@ -236,11 +236,13 @@ at::Tensor rank_consistency_loss(const at::Tensor& scores, const at::Tensor& sig
   const at::Tensor s = scores.to(at::kFloat).masked_select(keep);
   const at::Tensor t = m.masked_select(keep);
   if ((t.max() - t.min()).item<double>() == 0) return zero;
-  auto z = [](const at::Tensor& x) {
+  auto z = [](const at::Tensor& x, double floor) {
     const at::Tensor c = x - x.mean();
-    return c / (c.pow(2).mean() + 1e-8).sqrt();
+    return c / (c.pow(2).mean() + floor).sqrt();
   };
-  return (z(s) - z(t)).pow(2).mean();
+  // The scores' spread is floored at one logit: at initialization the pair scores are nearly
+  // equal, and dividing by their ~0 spread would make the gradient unbounded.
+  return (z(s, kRankScoreVarianceFloor) - z(t, 1e-8)).pow(2).mean();
 }
 
 PairEncoding encode_pairs(const Transformer& model, const AlignmentScorer& scorer, const AlignmentDocs& docs,

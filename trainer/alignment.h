@@ -91,9 +91,11 @@ at::Tensor infonce_loss(const at::Tensor& logits);
 // 0.5 * (KL(P || Q) + KL(Q || P)) with P = softmax over each row / N and Q = softmax over each
 // column / N: both are distributions over the N x N pairs; 0 when the two directions agree.
 at::Tensor direction_agreement_loss(const at::Tensor& logits);
-// mean over pairs with a finite signal of (z(scores) - z(signal))^2, z = (x - mean) / sqrt(var + 1e-8)
-// (population variance over those pairs); the signal is detached. Equals 2 * (1 - Pearson r) up to
-// the eps. 0 (no gradient) with fewer than 2 such pairs or a constant signal.
+// mean over pairs with a finite signal of (z(scores) - z(signal))^2, z = (x - mean) / sqrt(var + e)
+// (population variance over those pairs), e = kRankScoreVarianceFloor for the scores and 1e-8 for
+// the signal, which is detached. Once the scores spread over more than a logit this is close to
+// 2 * (1 - Pearson r). 0 (no gradient) with fewer than 2 such pairs or a constant signal.
+constexpr double kRankScoreVarianceFloor = 1.0;
 at::Tensor rank_consistency_loss(const at::Tensor& scores, const at::Tensor& signal);
 
 // --- the scorer on a model -----------------------------------------------------------------------
