@@ -20,15 +20,11 @@
 #include "trainer/packing.h"
 #include "trainer/train_step.h"
 #include "tests/test_util.h"
+#include "tests/tiny_model.h"
 
 namespace {
 
-mt::Transformer tiny_model(uint64_t seed = 3) {
-  mt::Transformer m = mt::init_transformer(mt::load_hf_config(mt::test::fixture("llama3") / "config.json"), seed,
-                                           at::TensorOptions().dtype(at::kFloat));
-  mt::make_trainable(m);
-  return m;
-}
+using mt::test::tiny_model;
 
 mt::AlignmentScorer trainable_scorer(const mt::Transformer& m, const std::string& pooling = "mean") {
   mt::AlignmentScorer s = mt::init_alignment_scorer(m.config.hidden_size, 16, 0.1, pooling, 5, at::TensorOptions());

@@ -20,17 +20,13 @@
 #include "trainer/train.h"
 #include "trainer/train_step.h"
 #include "tests/test_util.h"
+#include "tests/tiny_model.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-mt::Transformer tiny_model(uint64_t seed = 3) {
-  mt::Transformer m = mt::init_transformer(mt::load_hf_config(mt::test::fixture("llama3") / "config.json"), seed,
-                                           at::TensorOptions().dtype(at::kFloat));
-  mt::make_trainable(m);
-  return m;
-}
+using mt::test::tiny_model;
 
 // Eight examples of different lengths, prompts masked out; the odd ones come from a synthetic
 // source (targets of mask value 2) unless `all_real`.

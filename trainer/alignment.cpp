@@ -207,9 +207,24 @@ at::Tensor project_embeddings(const at::Tensor& pooled, const at::Tensor& proj) 
   return x / x.norm(2, {-1}, /*keepdim=*/true).clamp_min(1e-12);
 }
 
+at::Tensor inverse_temperature(const at::Tensor& logit_scale) {
+  return logit_scale.clamp_max(std::log(kAlignmentMaxInverseTemperature)).exp();
+}
+
 at::Tensor alignment_logits(const at::Tensor& e_instr, const at::Tensor& e_resp, const at::Tensor& logit_scale) {
-  const at::Tensor scale = logit_scale.clamp_max(std::log(kAlignmentMaxInverseTemperature)).exp();
-  return at::matmul(e_instr, e_resp.t()) * scale;
+  return at::matmul(e_instr, e_resp.t()) * inverse_temperature(logit_scale);
+}
+
+InBatchStats in_batch_stats(const at::Tensor& logits) {
+  c10::NoGradGuard no_grad;
+  const at::Tensor l = logits.detach();
+  const int64_t n = l.size(0);
+  const auto nd = static_cast<double>(n);
+  const double diag = l.diagonal().sum().item<double>();
+  InBatchStats s;
+  s.retrieval_hits = l.argmax(1).eq(at::arange(n, l.options().dtype(at::kLong))).sum().item<double>();
+  s.score_gap = diag / nd - (l.sum().item<double>() - diag) / (nd * (nd - 1));
+  return s;
 }
 
 at::Tensor infonce_loss(const at::Tensor& logits) {
@@ -273,8 +288,8 @@ std::vector<double> alignment_pair_scores(const Transformer& model, const Alignm
     const std::vector<std::vector<int64_t>> in(instructions.begin() + a, instructions.begin() + b);
     const std::vector<std::vector<int64_t>> re(responses.begin() + a, responses.begin() + b);
     const PairEncoding e = encode_pairs(model, scorer, alignment_docs_from_tokens(in, re));
-    const at::Tensor scale = scorer.logit_scale.clamp_max(std::log(kAlignmentMaxInverseTemperature)).exp();
-    const at::Tensor s = ((e.instruction * e.response).sum(1) * scale).to(at::kCPU, at::kDouble).contiguous();
+    const at::Tensor s =
+        ((e.instruction * e.response).sum(1) * inverse_temperature(scorer.logit_scale)).to(at::kCPU, at::kDouble).contiguous();
     out.insert(out.end(), s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
   }
   return out;

@@ -84,7 +84,9 @@ AlignmentDocs alignment_docs_from_tokens(const std::vector<std::vector<int64_t>>
 at::Tensor pool_hidden(const at::Tensor& hidden, const at::Tensor& valid, const std::string& pooling);
 // normalize(pooled @ proj^T) along the last dim (eps 1e-12, as torch.nn.functional.normalize).
 at::Tensor project_embeddings(const at::Tensor& pooled, const at::Tensor& proj);
-// [N, N] scores exp(min(logit_scale, log 100)) * e_instr @ e_resp^T; row i is instruction i.
+// 1 / temperature = exp(min(logit_scale, log 100)), a 0-dim tensor (differentiable).
+at::Tensor inverse_temperature(const at::Tensor& logit_scale);
+// [N, N] scores inverse_temperature(logit_scale) * e_instr @ e_resp^T; row i is instruction i.
 at::Tensor alignment_logits(const at::Tensor& e_instr, const at::Tensor& e_resp, const at::Tensor& logit_scale);
 // 0.5 * (CE(logits, diag) + CE(logits^T, diag)), means over rows.
 at::Tensor infonce_loss(const at::Tensor& logits);
@@ -97,6 +99,13 @@ at::Tensor direction_agreement_loss(const at::Tensor& logits);
 // 2 * (1 - Pearson r). 0 (no gradient) with fewer than 2 such pairs or a constant signal.
 constexpr double kRankScoreVarianceFloor = 1.0;
 at::Tensor rank_consistency_loss(const at::Tensor& scores, const at::Tensor& signal);
+
+// Diagnostics of a batch's [N, N] scores (N >= 2): how many instructions rank their own response
+// first, and the mean true-pair score minus the mean score of the other pairings.
+struct InBatchStats {
+  double retrieval_hits = 0, score_gap = 0;
+};
+InBatchStats in_batch_stats(const at::Tensor& logits);
 
 // --- the scorer on a model -----------------------------------------------------------------------
 

@@ -1245,4 +1245,8 @@ std::vector<std::string> resume_incompatibilities(const TrainConfig& saved, cons
   return lines;
 }
 
+std::string did_you_mean_hint(const std::string& typed, const std::vector<std::string>& candidates) {
+  return did_you_mean(closest(typed, candidates));
+}
+
 }  // namespace mt

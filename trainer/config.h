@@ -186,6 +186,10 @@ struct ConfigKeyDoc {
   bool resume_safe = false;   // may change when resuming
 };
 const std::vector<ConfigKeyDoc>& config_schema();
+
+// " (did you mean 'x'?)" for the candidate closest to `typed` when it is near enough to be a typo
+// of it (edit distance at most max(2, |typed| / 3)); "" otherwise. The config loader's own hint.
+std::string did_you_mean_hint(const std::string& typed, const std::vector<std::string>& candidates);
 std::string format_config_schema();  // the table `maintune config --schema` prints
 
 // Loads a YAML file, applies overrides ("a.b=value", value parsed as YAML scalar or flow sequence /

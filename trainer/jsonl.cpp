@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <memory>
 
 #include "models/error.h"
@@ -101,6 +102,13 @@ std::vector<int64_t> json_token_ids(const nlohmann::json& obj, const char* key, 
     ids.push_back(v[i].get<int64_t>());
   }
   return ids;
+}
+
+nlohmann::json read_json_or_null(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return nlohmann::json();
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  return j.is_discarded() ? nlohmann::json() : j;
 }
 
 }  // namespace mt

@@ -12,6 +12,10 @@
 
 namespace mt {
 
+// The JSON value of a file, or null when it is missing, unreadable or not valid JSON: for
+// optional records (a stage's stage.json, a run's summary.json) whose absence is an answer.
+nlohmann::json read_json_or_null(const std::filesystem::path& file);
+
 // An input file must exist, be a regular file and be non-empty; else mt::Error naming it.
 void check_input_file(const std::filesystem::path& file);
 

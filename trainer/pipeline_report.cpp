@@ -14,6 +14,7 @@
 
 #include "models/atomic_file.h"
 #include "models/error.h"
+#include "trainer/jsonl.h"
 #include "trainer/svg_plot.h"
 
 namespace mt {
@@ -21,13 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-json read_record(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return json();
-  json j = json::parse(in, nullptr, false);
-  return j.is_discarded() ? json() : j;
-}
 
 std::string num(const json& v, const char* fmt_spec = "{:.4f}") {
   if (!v.is_number()) return "n/a";
@@ -70,14 +64,14 @@ double tokens_per_s(const json& tp) {
 void write_pipeline_report(const fs::path& run_dir, const TrainConfig& config) {
   const fs::path dir = run_dir / "report";
   fs::create_directories(dir);
-  const json demo = read_record(run_dir / "stage0_demo" / "stage.json");
-  const json s1 = read_record(run_dir / "stage1_seed_models" / "stage.json");
+  const json demo = read_json_or_null(run_dir / "stage0_demo" / "stage.json");
+  const json s1 = read_json_or_null(run_dir / "stage1_seed_models" / "stage.json");
   std::vector<json> rounds;
   for (int64_t k = 1; k <= config.rounds.count; ++k)
-    rounds.push_back(read_record(run_dir / fmt::format("stage2_round_{}", k) / "stage.json"));
-  const json s3 = read_record(run_dir / "stage3_synthesis" / "stage.json");
-  const json s4 = read_record(run_dir / "stage4_filter" / "stage.json");
-  const json s5 = read_record(run_dir / "stage5_final" / "stage.json");
+    rounds.push_back(read_json_or_null(run_dir / fmt::format("stage2_round_{}", k) / "stage.json"));
+  const json s3 = read_json_or_null(run_dir / "stage3_synthesis" / "stage.json");
+  const json s4 = read_json_or_null(run_dir / "stage4_filter" / "stage.json");
+  const json s5 = read_json_or_null(run_dir / "stage5_final" / "stage.json");
   if (s1.is_null() || s3.is_null() || s4.is_null() || s5.is_null())
     throw Error(fmt::format("{}: report: a stage record is missing (the pipeline has not finished)", run_dir.string()));
   const bool checked = config.pipeline.checker != "none";

@@ -32,6 +32,7 @@
 
 #include "models/atomic_file.h"
 #include "models/error.h"
+#include "trainer/jsonl.h"
 #include "trainer/pipeline.h"
 #include "trainer/sweep_report.h"
 
@@ -76,37 +77,6 @@ std::string read_text(const fs::path& file, const char* what) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-json read_json_or_null(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return json();
-  json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
-  return j.is_discarded() ? json() : j;
-}
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-std::string did_you_mean(const std::string& typed, const std::vector<std::string>& candidates) {
-  if (typed.size() > 200) return "";
-  std::string best;
-  size_t best_distance = std::max<size_t>(2, typed.size() / 3) + 1;
-  for (const auto& c : candidates)
-    if (const size_t d = edit_distance(typed, c); d < best_distance) {
-      best_distance = d;
-      best = c;
-    }
-  return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
-}
-
 // "" when `key` names a config key a setting may set: a config_schema() path ("final.alpha"), or an
 // entry of a list of sources or a key of one ("data.sources[0]", "data.sources[0].format");
 // otherwise what is wrong with it.
@@ -124,7 +94,7 @@ std::string config_key_problem(const std::string& key) {
   const size_t bracket = key.find('[');
   if (bracket == std::string::npos) {
     if (key.find('.') != std::string::npos && find(key) != nullptr) return "";
-    return fmt::format("'{}' is not a config key{}; see 'maintune config --schema'", key, did_you_mean(key, paths));
+    return fmt::format("'{}' is not a config key{}; see 'maintune config --schema'", key, did_you_mean_hint(key, paths));
   }
   const std::string list = key.substr(0, bracket);
   const size_t close = key.find(']', bracket);
@@ -141,7 +111,7 @@ std::string config_key_problem(const std::string& key) {
   for (const auto& k : schema)
     if (k.path.rfind("data.sources[].", 0) == 0) fields.push_back(k.path.substr(15));
   return fmt::format("'{}' is not a config key: a source has no key '{}'{}", key, rest.substr(rest[0] == '.' ? 1 : 0),
-                     did_you_mean(rest.substr(rest[0] == '.' ? 1 : 0), fields));
+                     did_you_mean_hint(rest.substr(rest[0] == '.' ? 1 : 0), fields));
 }
 
 // A value as the YAML text of a --set override; a quoted scalar stays a quoted string.
@@ -635,7 +605,7 @@ SweepSpec load_sweep_spec(const fs::path& file) {
     } else if (name == "metrics") {
       metrics_entry = value;
     } else {
-      sf.fail(key.Mark(), fmt::format("unknown key '{}'{}; a sweep file has {}", name, did_you_mean(name, kTopLevelKeys),
+      sf.fail(key.Mark(), fmt::format("unknown key '{}'{}; a sweep file has {}", name, did_you_mean_hint(name, kTopLevelKeys),
                                       fmt::join(kTopLevelKeys, ", ")));
     }
   });

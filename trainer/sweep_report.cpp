@@ -17,6 +17,7 @@
 #include <set>
 
 #include "models/atomic_file.h"
+#include "trainer/jsonl.h"
 #include "trainer/svg_plot.h"
 
 namespace mt {
@@ -24,13 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-json read_record(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return json();
-  json j = json::parse(in, nullptr, false);
-  return j.is_discarded() ? json() : j;
-}
 
 void add_unique(std::vector<std::string>& list, const std::string& item) {
   if (std::find(list.begin(), list.end(), item) == list.end()) list.push_back(item);
@@ -115,9 +109,9 @@ std::optional<double> as_number(const std::string& s) {
 
 // One setting's metrics: column -> value (null when not measured or not there yet).
 std::map<std::string, json> run_metrics(const fs::path& run_dir, const std::vector<std::string>& columns, const json& run) {
-  const json s5 = read_record(run_dir / "stage5_final" / "stage.json");
-  json summary = read_record(run_dir / "report" / "summary.json");
-  const json s4 = read_record(run_dir / "stage4_filter" / "stage.json");
+  const json s5 = read_json_or_null(run_dir / "stage5_final" / "stage.json");
+  json summary = read_json_or_null(run_dir / "report" / "summary.json");
+  const json s4 = read_json_or_null(run_dir / "stage4_filter" / "stage.json");
   std::map<std::string, json> out;
   for (const auto& col : columns) {
     json v;

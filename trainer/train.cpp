@@ -129,12 +129,11 @@ EvalResult evaluate(const Transformer& master, const DatasetView& data, LoaderOp
     const AlignmentDocs docs = alignment_docs_from_batch(b);
     if (docs.pairs < 2) continue;
     const PairEncoding e = encode_pairs(model, *scorer, docs);
-    const at::Tensor l = alignment_logits(e.instruction, e.response, scorer->logit_scale);
+    const InBatchStats stats = in_batch_stats(alignment_logits(e.instruction, e.response, scorer->logit_scale));
     const auto n = static_cast<double>(docs.pairs);
-    const double diag = l.diagonal().sum().item<double>();
     sums[2] += n;
-    sums[3] += l.argmax(1).eq(at::arange(docs.pairs, l.options().dtype(at::kLong))).sum().item<double>();
-    sums[4] += diag - n * (l.sum().item<double>() - diag) / (n * (n - 1));
+    sums[3] += stats.retrieval_hits;
+    sums[4] += stats.score_gap * n;
   }
   all_reduce_sum(dist, sums);
   EvalResult r;
@@ -593,8 +592,7 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
         record["loss_cons"] = al.lambda_cons > 0 ? loss_cons : std::nan("");
         record["align_acc"] = pair_mean(3);
         record["align_score_gap"] = pair_mean(4);
-        record["align_temperature"] = std::exp(-std::min(scorer.logit_scale.item<double>(),
-                                                         std::log(kAlignmentMaxInverseTemperature)));
+        record["align_temperature"] = 1.0 / inverse_temperature(scorer.logit_scale).item<double>();
       }
       metrics->write(record);
     }

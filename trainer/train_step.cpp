@@ -222,19 +222,13 @@ WindowResult forward_backward(const Transformer& master, const std::vector<Packe
     if (consistency.defined()) loss = loss.defined() ? loss + consistency * alignment.lambda_cons
                                                      : consistency * alignment.lambda_cons;
     torch::autograd::backward({loss * share});
-    {
-      c10::NoGradGuard no_grad;
-      const auto n = static_cast<double>(d.pairs);
-      const at::Tensor l = logits.detach();
-      const at::Tensor labels = at::arange(d.pairs, l.options().dtype(at::kLong));
-      const double diag = l.diagonal().sum().item<double>();
-      const double off = (l.sum().item<double>() - diag) / (n * (n - 1));
-      out.align_pairs += d.pairs;
-      out.infonce_sum += infonce.item<double>() * n;
-      if (consistency.defined()) out.consistency_sum += consistency.item<double>() * n;
-      out.retrieval_hits += l.argmax(1).eq(labels).sum().item<double>();
-      out.score_gap_sum += (diag / n - off) * n;
-    }
+    const auto n = static_cast<double>(d.pairs);
+    const InBatchStats stats = in_batch_stats(logits);
+    out.align_pairs += d.pairs;
+    out.infonce_sum += infonce.item<double>() * n;
+    if (consistency.defined()) out.consistency_sum += consistency.item<double>() * n;
+    out.retrieval_hits += stats.retrieval_hits;
+    out.score_gap_sum += stats.score_gap * n;
   }
   return out;
 }
