@@ -356,3 +356,32 @@ TEST_CASE("alignment: a few steps on a toy set raise the score gap between align
   CHECK(after > before + 1.0);
   CHECK(after > 1.0);
 }
+
+TEST_CASE("alignment scorer files: round trip, and bad files are errors that name the file and the problem",
+          "[alignment]") {
+  const auto dir = mt::test::temp_dir("align_file");
+  const mt::AlignmentScorer s = mt::init_alignment_scorer(32, 8, 0.1, "last", 2, at::TensorOptions());
+  mt::save_alignment_scorer(s, dir);
+  const auto back = mt::load_alignment_scorer(dir, 32, at::kCPU);
+  REQUIRE(back.has_value());
+  CHECK(back->pooling == "last");
+  CHECK(at::equal(back->instruction_proj, s.instruction_proj));
+  CHECK(at::equal(back->logit_scale, s.logit_scale));
+  CHECK_FALSE(mt::load_alignment_scorer(dir / "none", 32, at::kCPU).has_value());  // no file: no scorer
+  const std::string file = (dir / mt::kAlignmentScorerFile).string();
+  // Heads for another hidden size.
+  mt::test::require_error([&] { mt::load_alignment_scorer(dir, 64, at::kCPU); }, {file, "[dim, 64]"});
+  // No pooling in the metadata; an unknown pooling; a missing tensor; NaN weights.
+  mt::NamedTensors tensors = s.named_tensors();
+  mt::write_safetensors(dir / mt::kAlignmentScorerFile, tensors);
+  mt::test::require_error([&] { mt::load_alignment_scorer(dir, 32, at::kCPU); }, {file, "pooling"});
+  mt::write_safetensors(dir / mt::kAlignmentScorerFile, tensors, {{"pooling", "max"}});
+  mt::test::require_error([&] { mt::load_alignment_scorer(dir, 32, at::kCPU); }, {file, "'max'"});
+  mt::write_safetensors(dir / mt::kAlignmentScorerFile, {tensors[0], tensors[2]}, {{"pooling", "mean"}});
+  mt::test::require_error([&] { mt::load_alignment_scorer(dir, 32, at::kCPU); }, {file, mt::kAlignmentResponseProj, "missing"});
+  tensors[1].second = tensors[1].second.clone();
+  tensors[1].second[0][0] = std::nan("");
+  mt::write_safetensors(dir / mt::kAlignmentScorerFile, tensors, {{"pooling", "mean"}});
+  mt::test::require_error([&] { mt::load_alignment_scorer(dir, 32, at::kCPU); }, {file, "NaN"});
+  std::filesystem::remove_all(dir);
+}

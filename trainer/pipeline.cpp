@@ -403,12 +403,14 @@ struct TrainSource {
   bool synthetic = false;
 };
 
-// Trains (or resumes, or skips when done) one model of a stage; returns its final/ dir. Throws
-// StageStopped when the training was stopped by a signal.
+// Trains (or resumes, or skips when done) one model of a stage; returns its final/ dir. `kind` is
+// the stage as alignment.stages names it (seed, rounds, final). Throws StageStopped when the
+// training was stopped by a signal.
 struct StageStopped {};
 
 fs::path train_stage_model(const Context& ctx, const fs::path& dir, const std::vector<TrainSource>& sources,
-                           const fs::path& init_from, int64_t steps, double alpha, const std::string& what) {
+                           const fs::path& init_from, int64_t steps, double alpha, const std::string& kind,
+                           const std::string& what) {
   const fs::path done_file = dir / "trained.json";
   if (fs::exists(done_file) && fs::exists(dir / "final" / "config.json")) return dir / "final";
   TrainConfig c = ctx.config;
@@ -432,8 +434,7 @@ fs::path train_stage_model(const Context& ctx, const fs::path& dir, const std::v
   }
   c.training.max_steps = steps;
   c.training.synthetic_weight = alpha;
-  // The alignment terms only in the stages alignment.stages names (stage 1 = seed, 2 = rounds, 5 = final).
-  const std::string kind = what.rfind("stage1", 0) == 0 ? "seed" : what.rfind("stage2", 0) == 0 ? "rounds" : "final";
+  // The alignment terms only in the stages alignment.stages names.
   const auto& stages = c.alignment.stages;
   if (std::find(stages.begin(), stages.end(), kind) == stages.end()) {
     c.alignment.lambda_align = 0;
@@ -557,8 +558,10 @@ void run_stage1(const Context& ctx) {
   write_conversations(dir / "forward_train.jsonl", fwd);
   write_conversations(dir / "reverse_train.jsonl", rev);
   const int64_t steps = ctx.config.pipeline.seed_steps;
-  const fs::path f = train_stage_model(ctx, dir / "forward", {{dir / "forward_train.jsonl", false}}, {}, steps, -1, "stage1.forward");
-  const fs::path r = train_stage_model(ctx, dir / "reverse", {{dir / "reverse_train.jsonl", false}}, {}, steps, -1, "stage1.reverse");
+  const fs::path f = train_stage_model(ctx, dir / "forward", {{dir / "forward_train.jsonl", false}}, {}, steps, -1, "seed",
+                                       "stage1.forward");
+  const fs::path r = train_stage_model(ctx, dir / "reverse", {{dir / "reverse_train.jsonl", false}}, {}, steps, -1, "seed",
+                                       "stage1.reverse");
   Throughput tp;
   const double lf = heldout_nll(ctx, f, heldout_pairs(ctx), false, dir / "heldout_forward", tp, "stage1.heldout");
   const double lr = heldout_nll(ctx, r, heldout_pairs(ctx), true, dir / "heldout_reverse", tp, "stage1.heldout");
@@ -637,9 +640,9 @@ void run_round(const Context& ctx, int64_t k) {
                     k, empty_instr, empty_resp));
   const bool restart = rc.init == "restart";
   const fs::path f = train_stage_model(ctx, dir / "forward", fsrc, restart ? fs::path() : prev_f, rc.steps,
-                                       fwd_syn.empty() ? -1.0 : alpha_f, fmt::format("stage2.round{}.forward", k));
+                                       fwd_syn.empty() ? -1.0 : alpha_f, "rounds", fmt::format("stage2.round{}.forward", k));
   const fs::path r = train_stage_model(ctx, dir / "reverse", rsrc, restart ? fs::path() : prev_r, rc.steps,
-                                       rev_syn.empty() ? -1.0 : alpha_r, fmt::format("stage2.round{}.reverse", k));
+                                       rev_syn.empty() ? -1.0 : alpha_r, "rounds", fmt::format("stage2.round{}.reverse", k));
   const double lf = heldout_nll(ctx, f, heldout_pairs(ctx), false, dir / "heldout_forward", score, "stage2.heldout");
   const double lr = heldout_nll(ctx, r, heldout_pairs(ctx), true, dir / "heldout_reverse", score, "stage2.heldout");
   log(fmt::format("stage 2 round {}: alpha forward {:.3f}, reverse {:.3f}; held-out mean NLL forward {:.4f}, reverse "
@@ -1004,7 +1007,7 @@ void run_stage5(const Context& ctx) {
       write_conversations(dir / fmt::format("synthetic_{}.jsonl", rule), syn);
       sources.push_back({dir / fmt::format("synthetic_{}.jsonl", rule), true});
     }
-    const fs::path model = train_stage_model(ctx, dir / rule, sources, {}, fin.steps, syn.empty() ? -1.0 : fin.alpha,
+    const fs::path model = train_stage_model(ctx, dir / rule, sources, {}, fin.steps, syn.empty() ? -1.0 : fin.alpha, "final",
                                              fmt::format("stage5.{}", rule));
     json m{{"rule", rule}, {"synthetic_pairs", kept.size()}, {"seed_pairs", ctx.seed.size()}, {"steps", fin.steps}};
     m["heldout_nll"] = number_or_null(heldout_nll(ctx, model, ctx.eval, false, dir / rule / "heldout", tp, "stage5.heldout"));
