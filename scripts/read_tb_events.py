@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Print the events of a TensorBoard event file as JSON lines (standard library only).
 
-An independent reader of what trainer/tensorboard.cpp writes, used by its tests: TFRecord
+An independent reader of what trainer/report/tensorboard.cpp writes, used by its tests: TFRecord
 framing (uint64 LE length, masked CRC-32C of the length, payload, masked CRC-32C of the
 payload) around tensorflow.Event protobufs, decoded here with a small protobuf field walker.
 

@@ -1,4 +1,4 @@
-"""Straightforward PyTorch reference of the alignment scorer's losses (trainer/alignment.h).
+"""Straightforward PyTorch reference of the alignment scorer's losses (trainer/engine/alignment.h).
 
 usage: alignment_reference.py IN.safetensors OUT.safetensors
 

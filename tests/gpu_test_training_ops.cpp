@@ -5,9 +5,9 @@
 
 #include <cstdio>
 
-#include "trainer/cross_entropy.h"
-#include "trainer/optimizer.h"
-#include "trainer/packing.h"
+#include "trainer/engine/cross_entropy.h"
+#include "trainer/engine/optimizer.h"
+#include "trainer/data/packing.h"
 #include "tests/test_util.h"
 
 namespace {

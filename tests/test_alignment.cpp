@@ -1,4 +1,4 @@
-// The alignment scorer (trainer/alignment.h) and its loss terms in the training step: each term's
+// The alignment scorer (trainer/engine/alignment.h) and its loss terms in the training step: each term's
 // value and gradients against a plain PyTorch implementation (tests/alignment_reference.py),
 // invariance under a permutation of the batch's pairs, zero weights giving exactly the plain SFT
 // gradients, each weight adding exactly its term's gradient, the likelihood signals against the
@@ -13,12 +13,12 @@
 #include "models/hf_config.h"
 #include "models/safetensors.h"
 #include "models/score.h"
-#include "trainer/alignment.h"
-#include "trainer/cross_entropy.h"
-#include "trainer/mixed_precision.h"
-#include "trainer/optimizer.h"
-#include "trainer/packing.h"
-#include "trainer/train_step.h"
+#include "trainer/engine/alignment.h"
+#include "trainer/engine/cross_entropy.h"
+#include "trainer/engine/mixed_precision.h"
+#include "trainer/engine/optimizer.h"
+#include "trainer/data/packing.h"
+#include "trainer/engine/train_step.h"
 #include "tests/test_util.h"
 #include "tests/tiny_model.h"
 

@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "models/safetensors.h"
-#include "trainer/alignment.h"
+#include "trainer/engine/alignment.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;

@@ -1,9 +1,9 @@
-// Resumable chunked work (trainer/chunk_progress.h): finished chunks are never recomputed, a
+// Resumable chunked work (trainer/method/chunk_progress.h): finished chunks are never recomputed, a
 // damaged chunk is, rank sharding plus the merge equals one rank's result, and chunks of another
 // plan are refused.
 #include <fstream>
 
-#include "trainer/chunk_progress.h"
+#include "trainer/method/chunk_progress.h"
 #include "tests/test_util.h"
 
 namespace {

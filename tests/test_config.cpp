@@ -1,4 +1,4 @@
-// The run configuration (trainer/config.h): defaults, a full file, file-relative paths, every kind
+// The run configuration (trainer/config/config.h): defaults, a full file, file-relative paths, every kind
 // of error with its FILE:LINE:COL and "did you mean", ranges and enums, --set overrides, the YAML
 // round trip, the schema against the written YAML and docs/config.md, the resume rule, and
 // hostile files (deep nesting, binary junk, huge scalars) that must give an mt::Error, not a crash.
@@ -6,7 +6,7 @@
 
 #include <set>
 
-#include "trainer/config.h"
+#include "trainer/config/config.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;

@@ -1,11 +1,11 @@
-// Chunked linear cross-entropy (trainer/cross_entropy.h) against the full-logits reference: loss
+// Chunked linear cross-entropy (trainer/engine/cross_entropy.h) against the full-logits reference: loss
 // and gradients for several chunk sizes in fp32 and bf16, ignored rows, all/no rows trained on,
 // bad targets, a scaled grad_output, composition with upstream autograd ops, and no-grad mode.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
-#include "trainer/cross_entropy.h"
-#include "trainer/packing.h"
+#include "trainer/engine/cross_entropy.h"
+#include "trainer/data/packing.h"
 #include "tests/test_util.h"
 
 namespace {

@@ -1,11 +1,11 @@
-// Readers of instruction data (trainer/data_formats.h) on the hand-written fixtures in
+// Readers of instruction data (trainer/data/data_formats.h) on the hand-written fixtures in
 // tests/fixtures/data: every format, field-name options, the unlabeled-text segmentation rule, and
 // every malformed-input path (place named under "fail", counted under "skip"); then the real
 // datasets in ../shared/data.
 #include <algorithm>
 #include <cstdlib>
 
-#include "trainer/data_formats.h"
+#include "trainer/data/data_formats.h"
 #include "tests/test_util.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// The data loader (trainer/data_loader.h): the epoch permutation is a fixed function of (seed,
+// The data loader (trainer/data/data_loader.h): the epoch permutation is a fixed function of (seed,
 // epoch) pinned by golden values; ranks get disjoint rows and equal step counts; a cursor saved
 // after N batches and restored in a fresh loader continues with exactly the batches of an
 // uninterrupted loader; mismatched cursors are refused; batch tensors have the documented types.
@@ -7,7 +7,7 @@
 #include <random>
 #include <set>
 
-#include "trainer/data_loader.h"
+#include "trainer/data/data_loader.h"
 #include "tests/test_util.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// The demo task suite (trainer/demo_tasks.h): the suite is a fixed function of its options (pinned
+// The demo task suite (trainer/method/demo_tasks.h): the suite is a fixed function of its options (pinned
 // by a digest), splits have the requested sizes and balanced families, every generated pair checks
 // and every family and template shows up, noise answers no instruction, mismatched pairs fail,
 // garbage and out-of-domain instructions parse as nothing, and bad options are mt::Error.
@@ -7,8 +7,8 @@
 #include <map>
 #include <set>
 
-#include "trainer/data_loader.h"
-#include "trainer/demo_tasks.h"
+#include "trainer/data/data_loader.h"
+#include "trainer/method/demo_tasks.h"
 #include "tests/test_util.h"
 
 namespace {

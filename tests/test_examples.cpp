@@ -1,4 +1,4 @@
-// Conversations to training examples (trainer/examples.h): loss masks from render_chat (assistant
+// Conversations to training examples (trainer/data/examples.h): loss masks from render_chat (assistant
 // turns by default, all but BOS with train_on_prompt), the truncate/drop length policy with exact
 // expected ids and masks, and render errors named by place. A hidden case ("[data-stats]") prints the
 // token statistics of every shared dataset (the table in docs/data.md).
@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "trainer/examples.h"
-#include "trainer/token_cache.h"
+#include "trainer/data/examples.h"
+#include "trainer/data/token_cache.h"
 #include "tests/test_util.h"
 
 namespace {

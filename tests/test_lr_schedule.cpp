@@ -1,8 +1,8 @@
-// Learning-rate schedules (trainer/lr_schedule.h): warmup values, each type at the start, middle
+// Learning-rate schedules (trainer/engine/lr_schedule.h): warmup values, each type at the start, middle
 // and end of its decay, min_lr_ratio, monotonicity, and the checks on bad schedules.
 #include <cmath>
 
-#include "trainer/lr_schedule.h"
+#include "trainer/engine/lr_schedule.h"
 #include "tests/test_util.h"
 
 namespace {

@@ -1,11 +1,11 @@
-// The mutual filter's rules (trainer/mutual_filter.h) and the alpha_k schedules
-// (trainer/alpha_schedule.h): z-scores, each rule's ordering, equal budgets, keep policies,
+// The mutual filter's rules (trainer/method/mutual_filter.h) and the alpha_k schedules
+// (trainer/method/alpha_schedule.h): z-scores, each rule's ordering, equal budgets, keep policies,
 // ineligible candidates, dedupe keys, and constant / linear / adaptive alpha.
 #include <cmath>
 #include <set>
 
-#include "trainer/alpha_schedule.h"
-#include "trainer/mutual_filter.h"
+#include "trainer/method/alpha_schedule.h"
+#include "trainer/method/mutual_filter.h"
 #include "tests/test_util.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// AdamW and gradient clipping (trainer/optimizer.h): fused and reference paths against each other,
+// AdamW and gradient clipping (trainer/engine/optimizer.h): fused and reference paths against each other,
 // against a two-step example worked out by hand, and against PyTorch's torch.optim.AdamW and
 // clip_grad_norm_ (tests/adamw_reference.py); weight decay only on >= 2-dim tensors; bitwise
 // resume through a safetensors checkpoint; load_state errors; pure-bf16 parameters.
@@ -11,7 +11,7 @@
 #include <optional>
 
 #include "models/safetensors.h"
-#include "trainer/optimizer.h"
+#include "trainer/engine/optimizer.h"
 #include "tests/test_util.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// Packing (trainer/packing.h): exact targets, positions, doc ids and padding of a packed batch;
+// Packing (trainer/data/packing.h): exact targets, positions, doc ids and padding of a packed batch;
 // the row plans of each mode; the flat cu_seqlens layout; and the equivalence test: per-example
 // summed cross-entropy of a packed batch through the tiny LLaMA-3 fixture equals each example run
 // alone, within 1e-4, and padding leaves gradients finite.
@@ -10,8 +10,8 @@
 
 #include "models/checkpoint_dir.h"
 #include "models/transformer.h"
-#include "trainer/data_loader.h"
-#include "trainer/packing.h"
+#include "trainer/data/data_loader.h"
+#include "trainer/data/packing.h"
 #include "tests/test_util.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// The MAIN pipeline end to end on CPU (trainer/pipeline.h, `maintune pipeline`): the demo config
+// The MAIN pipeline end to end on CPU (trainer/method/pipeline.h, `maintune pipeline`): the demo config
 // made small runs every stage and writes the report, summary.json and every candidate's score
 // components; a kill in each stage (MAINTUNE_FAULT_KILL_AT) followed by --resume ends with the
 // same candidates, scores, kept sets and accuracies as an uninterrupted run; bad inputs and

@@ -1,4 +1,4 @@
-// The progress display (trainer/progress.h), written to a tmpfile(): lines mode prints every
+// The progress display (trainer/report/progress.h), written to a tmpfile(): lines mode prints every
 // log_every steps and at the last step with all fields; bar mode redraws one '\r' line under 100
 // columns and keeps messages on their own lines; none prints nothing; duration and SI formatting.
 #include <cstdio>
@@ -7,7 +7,7 @@
 #include <string>
 
 #include "models/error.h"
-#include "trainer/progress.h"
+#include "trainer/report/progress.h"
 #include "tests/test_util.h"
 
 namespace {

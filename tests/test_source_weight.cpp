@@ -13,12 +13,12 @@
 #include <limits>
 
 #include "models/hf_config.h"
-#include "trainer/config.h"
-#include "trainer/cross_entropy.h"
-#include "trainer/mixed_precision.h"
-#include "trainer/packing.h"
-#include "trainer/train.h"
-#include "trainer/train_step.h"
+#include "trainer/config/config.h"
+#include "trainer/engine/cross_entropy.h"
+#include "trainer/engine/mixed_precision.h"
+#include "trainer/data/packing.h"
+#include "trainer/loop/train.h"
+#include "trainer/engine/train_step.h"
 #include "tests/test_util.h"
 #include "tests/tiny_model.h"
 

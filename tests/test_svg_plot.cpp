@@ -1,4 +1,4 @@
-// The SVG charts (trainer/svg_plot.h), read back with a small XML checker written here: documents
+// The SVG charts (trainer/report/svg_plot.h), read back with a small XML checker written here: documents
 // are well-formed (balanced tags, quoted attributes, escaped text, valid UTF-8), hostile and invalid
 // UTF-8 labels are escaped or replaced, bars per series equal bins and their data-count values sum
 // to the finite samples, ticks are nice and cover the data, degenerate inputs draw, output is stable.
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "trainer/svg_plot.h"
+#include "trainer/report/svg_plot.h"
 #include "tests/test_util.h"
 
 namespace {

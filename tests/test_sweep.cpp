@@ -1,4 +1,4 @@
-// Ablation sweeps (trainer/sweep.h, `maintune sweep`) and the pipeline's stage keys: parse errors
+// Ablation sweeps (trainer/sweep/sweep.h, `maintune sweep`) and the pipeline's stage keys: parse errors
 // name the sweep file and the key; grid and list x grid expansion order; a stage key changes only
 // when a config part its stage (or an earlier one) reads changes; end to end on the small demo, a
 // final.alpha sweep copies stages 0-4 into its second run, skips finished runs on a rerun, resumes
@@ -9,10 +9,10 @@
 #include <sstream>
 
 #include "tests/test_util.h"
-#include "trainer/config.h"
-#include "trainer/pipeline.h"
-#include "trainer/sweep.h"
-#include "trainer/sweep_report.h"
+#include "trainer/config/config.h"
+#include "trainer/method/pipeline.h"
+#include "trainer/sweep/sweep.h"
+#include "trainer/sweep/sweep_report.h"
 
 namespace {
 

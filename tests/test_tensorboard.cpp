@@ -1,4 +1,4 @@
-// TensorBoard event files (trainer/tensorboard.h): CRC-32C check values; scalars written and read
+// TensorBoard event files (trainer/report/tensorboard.h): CRC-32C check values; scalars written and read
 // back bit-exactly by our reader and by the independent Python one (scripts/read_tb_events.py);
 // unknown protobuf fields skipped; corrupted, truncated and garbage files rejected with mt::Error
 // naming the file and offset (never a crash); and write errors surfacing as mt::Error.
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "models/error.h"
-#include "trainer/tensorboard.h"
+#include "trainer/report/tensorboard.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-// The tokenized-dataset cache (trainer/token_cache.h): XXH64 against reference vectors; a second
+// The tokenized-dataset cache (trainer/data/token_cache.h): XXH64 against reference vectors; a second
 // load neither tokenizes nor reads the sources; the key follows file contents and options; damaged
 // caches (truncated, flipped bytes, bad header) are detected and rebuilt with a message;
 // concurrent builders tokenize once and leftovers of a crashed build are never used.
@@ -9,7 +9,7 @@
 #include <fstream>
 #include <thread>
 
-#include "trainer/token_cache.h"
+#include "trainer/data/token_cache.h"
 #include "tests/test_util.h"
 
 namespace {

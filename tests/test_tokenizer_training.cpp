@@ -1,4 +1,4 @@
-// SentencePiece training (trainer/tokenizer_training.h) on the demo suite's texts: the written
+// SentencePiece training (trainer/method/tokenizer_training.h) on the demo suite's texts: the written
 // tokenizer.model loads through mt::Tokenizer with exactly the requested vocabulary, LLaMA-2's
 // special ids and single-digit pieces, round-trips every text (newlines included), renders a
 // LLaMA-2 chat, is byte-identical when trained twice, trains without a word on stderr, and bad
@@ -13,8 +13,8 @@
 
 #include "models/chat_template.h"
 #include "models/tokenizer.h"
-#include "trainer/demo_tasks.h"
-#include "trainer/tokenizer_training.h"
+#include "trainer/method/demo_tasks.h"
+#include "trainer/method/tokenizer_training.h"
 #include "tests/test_util.h"
 
 namespace {

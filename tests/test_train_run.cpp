@@ -15,7 +15,7 @@
 
 #include "models/checkpoint_dir.h"
 #include "models/safetensors.h"
-#include "trainer/tensorboard.h"
+#include "trainer/report/tensorboard.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;

@@ -6,12 +6,12 @@
 
 #include "models/atomic_file.h"
 #include "models/hf_config.h"
-#include "trainer/bench.h"
-#include "trainer/checkpoint.h"
-#include "trainer/mixed_precision.h"
-#include "trainer/optimizer.h"
-#include "trainer/packing.h"
-#include "trainer/train_step.h"
+#include "trainer/loop/bench.h"
+#include "trainer/engine/checkpoint.h"
+#include "trainer/engine/mixed_precision.h"
+#include "trainer/engine/optimizer.h"
+#include "trainer/data/packing.h"
+#include "trainer/engine/train_step.h"
 #include "tests/test_util.h"
 #include "tests/tiny_model.h"
 

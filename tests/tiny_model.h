@@ -5,7 +5,7 @@
 
 #include "models/hf_config.h"
 #include "models/transformer.h"
-#include "trainer/mixed_precision.h"
+#include "trainer/engine/mixed_precision.h"
 #include "tests/test_util.h"
 
 namespace mt::test {

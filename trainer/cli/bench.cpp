@@ -1,9 +1,9 @@
-// `maintune bench`: one JSON line of training-speed figures for a named shape (see trainer/bench.h).
+// `maintune bench`: one JSON line of training-speed figures for a named shape (see trainer/loop/bench.h).
 #include <fmt/format.h>
 
 #include <iostream>
 
-#include "trainer/bench.h"
+#include "trainer/loop/bench.h"
 #include "trainer/cli/commands.h"
 
 namespace mt::cli {

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "models/checkpoint_dir.h"
-#include "trainer/config.h"
+#include "trainer/config/config.h"
 #include "trainer/cli/args.h"
 
 namespace mt::cli {

@@ -9,7 +9,7 @@
 #include "models/generate.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/text_options.h"
-#include "trainer/jsonl.h"
+#include "trainer/base/jsonl.h"
 
 namespace mt::cli {
 

@@ -1,12 +1,12 @@
 // `maintune pipeline --config main.yaml [--set key=value]... [--run-dir DIR] [--resume]`: the MAIN
-// pipeline end to end (trainer/pipeline.h). Exit 0 when done or stopped by a signal (resumable);
+// pipeline end to end (trainer/method/pipeline.h). Exit 0 when done or stopped by a signal (resumable);
 // 1 on bad input or a failed stage; 2 on misuse.
 #include <fmt/format.h>
 
 #include <iostream>
 
 #include "trainer/cli/commands.h"
-#include "trainer/pipeline.h"
+#include "trainer/method/pipeline.h"
 
 namespace mt::cli {
 

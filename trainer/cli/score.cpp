@@ -2,7 +2,7 @@
 // ({"prompt_ids", "target_ids"}, {"prompt", "target"} texts, or {"instruction", "response"} through
 // the chat template), printing {"nll_sum", "nll_mean", "n_tokens"} per line; with --alignment also
 // the learned alignment scorer's s(I, R) of the prompt and the target encoded apart
-// (trainer/alignment.h; the model dir must hold alignment_scorer.safetensors).
+// (trainer/engine/alignment.h; the model dir must hold alignment_scorer.safetensors).
 // Log-probabilities are taken in fp32 (the default dtype on CPU is fp32 end to end).
 #include <fmt/format.h>
 
@@ -10,10 +10,10 @@
 
 #include "models/error.h"
 #include "models/score.h"
-#include "trainer/alignment.h"
+#include "trainer/engine/alignment.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/text_options.h"
-#include "trainer/jsonl.h"
+#include "trainer/base/jsonl.h"
 
 namespace mt::cli {
 

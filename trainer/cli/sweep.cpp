@@ -1,5 +1,5 @@
 // `maintune sweep --config SWEEP.yaml --run-dir DIR [--jobs N] [--dry-run]`: an ablation sweep of
-// MAIN pipeline runs over config keys (trainer/sweep.h, docs/sweeps.md). Exit 0 when every setting
+// MAIN pipeline runs over config keys (trainer/sweep/sweep.h, docs/sweeps.md). Exit 0 when every setting
 // finished or the sweep was stopped by a signal (the same command resumes); 1 on bad input or when a
 // setting failed; 2 on misuse.
 #include <fmt/format.h>
@@ -8,7 +8,7 @@
 #include <iostream>
 
 #include "trainer/cli/commands.h"
-#include "trainer/sweep.h"
+#include "trainer/sweep/sweep.h"
 
 namespace mt::cli {
 

@@ -3,7 +3,7 @@
 
 #include "models/chat_template.h"
 #include "models/error.h"
-#include "trainer/jsonl.h"
+#include "trainer/base/jsonl.h"
 
 #include <fmt/format.h>
 

@@ -7,7 +7,7 @@
 
 #include "models/tokenizer.h"
 #include "trainer/cli/args.h"
-#include "trainer/text_requests.h"
+#include "trainer/data/text_requests.h"
 
 namespace mt::cli {
 

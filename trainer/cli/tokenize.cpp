@@ -8,7 +8,7 @@
 #include "models/error.h"
 #include "models/tokenizer.h"
 #include "trainer/cli/commands.h"
-#include "trainer/jsonl.h"
+#include "trainer/base/jsonl.h"
 
 namespace mt::cli {
 

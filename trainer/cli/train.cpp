@@ -6,8 +6,8 @@
 #include <iostream>
 
 #include "trainer/cli/commands.h"
-#include "trainer/config.h"
-#include "trainer/train.h"
+#include "trainer/config/config.h"
+#include "trainer/loop/train.h"
 
 namespace mt::cli {
 

@@ -1,0 +1,79 @@
+// Batches for training: each epoch the examples are shuffled by a permutation that is a pure
+// function of (seed, epoch) — splitmix64 and unbiased bounded draws, never std::shuffle — packed
+// into rows, the rows shuffled again and dealt to ranks; a cursor (epoch, step) saved as JSON
+// restores the exact batch sequence. Every rank computes the same plan and keeps its own rows.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "trainer/data/packing.h"
+
+namespace mt {
+
+struct LoaderOptions {
+  int64_t seq_len = 2048;      // row length S (examples are at most this long: ExampleOptions::max_len)
+  int64_t batch_size = 1;      // rows per batch (a micro-batch) B
+  uint64_t seed = 0;
+  bool shuffle = true;
+  std::string packing = "first_fit";  // "first_fit" | "sequential" | "none" (one example per row)
+  bool padding_free = false;   // flat [1, T] batches with cu_seqlens instead of padded [B, S]
+  int64_t rank = 0, world_size = 1;
+  int64_t pad_id = 0;          // input id of padding (never attended to, never a target)
+};
+
+// Where the loader stands: `step` batches of `epoch` have been handed out.
+struct DataCursor {
+  int64_t epoch = 0, step = 0;
+  bool operator==(const DataCursor& o) const { return epoch == o.epoch && step == o.step; }
+};
+
+// splitmix64: the generator behind every shuffle (a fixed integer recipe: same on every machine).
+uint64_t splitmix64(uint64_t& state);
+// Uniform in [0, bound) from splitmix64 draws without modulo bias (Lemire's multiply-shift with
+// rejection); bound > 0.
+uint64_t bounded_draw(uint64_t& state, uint64_t bound);
+// A permutation of 0..n-1 from (seed, epoch, stream) by Fisher-Yates with Lemire's unbiased
+// bounded draws.
+std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch, uint64_t stream);
+
+// All rows of an epoch (example indices), in the order they are dealt, before sharding.
+std::vector<std::vector<int64_t>> epoch_rows(const DatasetView& data, const LoaderOptions& options, int64_t epoch);
+
+// Row positions of rank `rank`: rank, rank + W, ...; the last rows % W rows of the epoch are
+// dropped so that every rank has the same number of rows and steps (as DistributedSampler with
+// drop_last). With shuffling, which rows are dropped changes every epoch.
+std::vector<int64_t> shard_rows(int64_t num_rows, int64_t rank, int64_t world_size);
+
+class DataLoader {
+ public:
+  // `dataset_key` (the cache key) is saved with the cursor so that a different dataset is refused.
+  // The memory behind `data` (a TokenCache or TokenizedDataset) must outlive the loader.
+  DataLoader(DatasetView data, LoaderOptions options, std::string dataset_key = "");
+
+  // The batch at the cursor; the cursor advances, rolling into the next epoch after the last step.
+  // The last batch of an epoch may hold fewer rows (B' < B, the same B' on every rank).
+  PackedBatch next();
+
+  int64_t steps_per_epoch();  // batches per epoch per rank (this epoch's: packing varies slightly)
+  DataCursor cursor() const { return cursor_; }
+
+  // The cursor plus what it is only valid with (seed, world size, batch geometry, packing, dataset).
+  // Rank-independent: rank 0 saves it, every rank restores the same.
+  nlohmann::json state() const;
+  // Restores state(); throws mt::Error naming the field that differs from this loader's setup.
+  void restore(const nlohmann::json& state);
+
+ private:
+  void plan(int64_t epoch);
+  DatasetView data_;
+  LoaderOptions opt_;
+  std::string key_;
+  DataCursor cursor_;
+  int64_t planned_epoch_ = -1;
+  std::vector<std::vector<int64_t>> my_rows_;  // this rank's rows of planned_epoch_
+};
+
+}  // namespace mt

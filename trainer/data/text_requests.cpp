@@ -1,0 +1,101 @@
+// JSONL records -> token ids for generate/score (see text_requests.h). Plain prompts get the
+// tokenizer's BOS (as HF's add_special_tokens does for these families); chat-template prompts
+// carry their own. Prompt and target are encoded separately, so the split is exact.
+#include "trainer/data/text_requests.h"
+
+#include <fmt/format.h>
+
+#include "models/chat_template.h"
+#include "models/error.h"
+#include "trainer/base/jsonl.h"
+
+namespace mt {
+namespace {
+
+std::string text_field(const nlohmann::json& obj, const char* key, const std::string& where) {
+  const auto& v = obj[key];
+  if (!v.is_string()) throw Error(fmt::format("{}: field '{}' must be a string", where, key));
+  return v.get<std::string>();
+}
+
+const Tokenizer& need_tokenizer(const TextContext& ctx, const std::string& where) {
+  if (ctx.tokenizer == nullptr)
+    throw Error(fmt::format("{}: text fields need a tokenizer ({}; pass --tokenizer)", where,
+                            ctx.tokenizer_error.empty() ? "none loaded" : ctx.tokenizer_error));
+  return *ctx.tokenizer;
+}
+
+const std::string& need_template(const TextContext& ctx, const std::string& where) {
+  if (ctx.chat_template.empty())
+    throw Error(fmt::format("{}: 'instruction' needs a chat template; none was detected (pass --template)", where));
+  return ctx.chat_template;
+}
+
+std::vector<int64_t> bos_plus(const Tokenizer& tok, const std::string& text) {
+  std::vector<int64_t> ids;
+  if (tok.special().bos >= 0) ids.push_back(tok.special().bos);
+  std::vector<int64_t> body = tok.encode(text);
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
+}
+
+// The chat-rendered prompt (user turn + assistant header) for an instruction.
+std::vector<int64_t> instruction_prompt(const Tokenizer& tok, const std::string& tmpl, const std::string& instruction) {
+  return render_chat(tok, tmpl, {{"user", instruction}}, false, /*add_generation_prompt=*/true).ids;
+}
+
+}  // namespace
+
+bool json_uses_text(const nlohmann::json& obj) {
+  return obj.contains("prompt") || obj.contains("instruction") || obj.contains("target") || obj.contains("response");
+}
+
+std::vector<int64_t> generation_prompt_from_json(const nlohmann::json& obj, const TextContext& ctx,
+                                                 const std::string& where) {
+  const int given = int(obj.contains("prompt_ids")) + int(obj.contains("prompt")) + int(obj.contains("instruction"));
+  if (given != 1)
+    throw Error(fmt::format("{}: give exactly one of 'prompt_ids', 'prompt' or 'instruction'", where));
+  if (obj.contains("prompt_ids")) return json_token_ids(obj, "prompt_ids", where);
+  if (obj.contains("prompt")) {
+    const std::string prompt = text_field(obj, "prompt", where);
+    return bos_plus(need_tokenizer(ctx, where), prompt);
+  }
+  const std::string instruction = text_field(obj, "instruction", where);
+  return instruction_prompt(need_tokenizer(ctx, where), need_template(ctx, where), instruction);
+}
+
+std::pair<std::vector<int64_t>, std::vector<int64_t>> score_pair_from_json(const nlohmann::json& obj,
+                                                                           const TextContext& ctx,
+                                                                           const std::string& where) {
+  if (obj.contains("prompt_ids") || obj.contains("target_ids"))
+    return {json_token_ids(obj, "prompt_ids", where), json_token_ids(obj, "target_ids", where)};
+  if (obj.contains("prompt") || obj.contains("target")) {
+    if (!obj.contains("prompt") || !obj.contains("target"))
+      throw Error(fmt::format("{}: text scoring needs both 'prompt' and 'target'", where));
+    const std::string prompt = text_field(obj, "prompt", where), target = text_field(obj, "target", where);
+    const Tokenizer& tok = need_tokenizer(ctx, where);
+    return {bos_plus(tok, prompt), tok.encode(target)};
+  }
+  if (obj.contains("instruction") || obj.contains("response")) {
+    if (!obj.contains("instruction") || !obj.contains("response"))
+      throw Error(fmt::format("{}: pair scoring needs both 'instruction' and 'response'", where));
+    const std::string instruction = text_field(obj, "instruction", where);
+    const std::string response = text_field(obj, "response", where);
+    const Tokenizer& tok = need_tokenizer(ctx, where);
+    const std::string& tmpl = need_template(ctx, where);
+    // Render the whole exchange once and cut it where the prompt ends: the target is the
+    // assistant turn exactly as training renders and masks it, end-of-turn token included.
+    const RenderedChat full = render_chat(tok, tmpl, {{"user", instruction}, {"assistant", response}});
+    const std::vector<int64_t> prompt = instruction_prompt(tok, tmpl, instruction);
+    if (prompt.size() > full.ids.size() || !std::equal(prompt.begin(), prompt.end(), full.ids.begin()))
+      throw Error(fmt::format("{}: template '{}' renders the prompt differently inside the full exchange", where, tmpl));
+    // End at the last trained token (ChatML renders a newline after <|im_end|> that is not learned).
+    size_t end = full.ids.size();
+    while (end > prompt.size() && full.loss_mask[end - 1] == 0) --end;
+    return {prompt, std::vector<int64_t>(full.ids.begin() + static_cast<long>(prompt.size()),
+                                         full.ids.begin() + static_cast<long>(end))};
+  }
+  throw Error(fmt::format("{}: give 'prompt_ids'/'target_ids', 'prompt'/'target' or 'instruction'/'response'", where));
+}
+
+}  // namespace mt

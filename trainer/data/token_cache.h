@@ -1,0 +1,94 @@
+// The tokenized-dataset cache: uint32 tokens + uint8 loss masks in one flat mmap'd file, an offsets
+// index and a JSON header, keyed by XXH64 content hashes of data and tokenizer files plus every
+// option that changes the tokens. Written atomically (temp dir, fsync, rename); a damaged cache is
+// detected (sizes, index checksum, offsets) and rebuilt, never trusted. Layout: docs/data.md.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "trainer/data/data_formats.h"
+#include "trainer/data/examples.h"
+
+namespace mt {
+
+// XXH64 (xxHash's 64-bit hash, as specified in Cyan4973/xxHash doc/xxhash_spec.md), streaming.
+class Xxh64 {
+ public:
+  explicit Xxh64(uint64_t seed = 0);
+  void update(const void* data, size_t len);
+  uint64_t digest() const;
+
+ private:
+  uint64_t v_[4];
+  uint64_t seed_, total_ = 0;
+  unsigned char buf_[32];
+  size_t buf_len_ = 0;
+};
+uint64_t xxh64(const void* data, size_t len, uint64_t seed = 0);
+// Content hash of a file, read in chunks; errors name the file.
+uint64_t xxh64_file(const std::filesystem::path& file);
+
+constexpr int kTokenCacheVersion = 1;  // the on-disk layout
+// Bumped whenever readers, examples or the chat templates change the tokens they produce, so that
+// old caches are not reused.
+constexpr int kDataPipelineVersion = 1;
+
+// A tokenized dataset, memory-mapped from a cache or held in memory.
+struct TokenCache {
+  std::filesystem::path dir;  // empty when in memory
+  std::string key;            // 32 hex digits
+  nlohmann::json header;
+  DataStats stats;            // of the build that made it (stored in the header)
+  bool built_now = false;     // true when this call tokenized (a cache miss or a rebuild)
+  DatasetView view() const { return view_; }
+
+  DatasetView view_;
+  std::shared_ptr<const void> keep_alive_;  // the mappings or the in-memory dataset
+};
+
+// 128-bit key (two XXH64 of the canonical JSON dump) of the key material, as 32 hex digits.
+std::string cache_key(const nlohmann::json& key_material);
+
+// Opens and validates a cache directory: header fields and version, `expected_key`, file sizes
+// against the header, the index checksum and offsets; with verify_data also the token/mask checksum.
+// Throws mt::Error saying what is wrong.
+TokenCache open_token_cache(const std::filesystem::path& dir, const std::string& expected_key,
+                            bool verify_data = false);
+
+// Writes a cache directory atomically: files into DIR.tmp-PID-RANDOM, fsync, rename to DIR. If DIR
+// appeared meanwhile (another process won), the temporary copy is removed and DIR is kept.
+void write_token_cache(const std::filesystem::path& dir, const std::string& key, const nlohmann::json& key_material,
+                       const TokenizedDataset& data, const DataStats& stats);
+
+using LogFn = std::function<void(const std::string&)>;
+
+// Loads cache_root/KEY or, on a miss or a damaged cache, calls build() and writes it. Processes
+// sharing cache_root serialize on an flock'd KEY.lock, so concurrent ranks tokenize once.
+TokenCache load_or_build_token_cache(const std::filesystem::path& cache_root, const nlohmann::json& key_material,
+                                     const std::function<TokenizedDataset(DataStats&)>& build,
+                                     const LogFn& log = {});
+
+// What a training run asks for: sources, tokenizer, example options, cache location.
+struct DatasetSpec {
+  std::vector<DataSourceConfig> sources;
+  std::filesystem::path tokenizer;   // as for Tokenizer::load
+  ExampleOptions example;
+  std::filesystem::path cache_dir;   // "" = no cache: tokenize in memory every time
+};
+
+// The key material: versions, each source's options with its file's size and XXH64 (not its path,
+// so a moved file keeps its cache; `synthetic` only when set, since it changes the masks), the
+// tokenizer files' sizes and XXH64, and the example options.
+nlohmann::json dataset_key_material(const DatasetSpec& spec);
+
+// Reads every source, tokenizes and caches (see load_or_build_token_cache). The tokenizer is only
+// loaded on a cache miss. Throws mt::Error when no training example is left.
+TokenCache load_tokenized_dataset(const DatasetSpec& spec, const LogFn& log = {});
+
+}  // namespace mt

@@ -1,0 +1,80 @@
+// Training checkpoints: RUN/checkpoints/step_NNNNNNN/ holding the master weights (safetensors, HF
+// names), the optimizer state, RNG states, trainer_state.json (counters, data cursor, schedule,
+// metrics position) and the resolved config.yaml. Written into a temporary folder, fsynced and
+// renamed, then the `latest` pointer is replaced and old checkpoints beyond keep_last removed, so a
+// kill at any moment leaves the previous checkpoint loadable.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/transformer.h"
+#include "trainer/engine/optimizer.h"
+
+namespace mt {
+
+constexpr int kCheckpointFormat = 1;
+
+// Counters and positions of a run, saved with each checkpoint.
+struct TrainerState {
+  int64_t step = 0;                   // optimizer steps done (skipped ones included)
+  int64_t tokens_seen = 0;            // non-padding input tokens over all ranks
+  int64_t target_tokens_seen = 0;     // trained-on tokens over all ranks
+  int64_t skipped_steps = 0;          // steps skipped for a NaN/Inf loss or gradient
+  int64_t consecutive_nonfinite = 0;
+  int64_t metrics_bytes = 0;          // metrics.jsonl length at this step (resume truncates to it)
+  nlohmann::json data_cursor;         // DataLoader::state()
+  nlohmann::json schedule;            // the LrSchedule in force
+  nlohmann::json to_json() const;
+  static TrainerState from_json(const nlohmann::json& j, const std::string& source);
+};
+
+// "step_0000042"
+std::string checkpoint_name(int64_t step);
+
+// Writes RUN/checkpoints/step_N atomically and returns its path. `config_yaml` is the resolved
+// config. Errors (disk full, unwritable folder) are mt::Error; the temporary folder is removed and
+// earlier checkpoints and `latest` are untouched. Old checkpoints beyond keep_last (0 = keep all)
+// are removed after the new one is in place.
+// `extra_weights` (the alignment scorer's heads) are stored in the weights file beside the model's.
+std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, const TrainerState& state,
+                                      const Transformer& master, const AdamW& optimizer,
+                                      const std::string& config_yaml, int64_t keep_last,
+                                      const std::vector<std::pair<std::string, at::Tensor>>& extra_weights = {});
+
+struct LoadedCheckpoint {
+  std::filesystem::path dir;
+  TrainerState state;
+  std::map<std::string, at::Tensor> weights;        // CPU, as stored
+  std::map<std::string, at::Tensor> optimizer_state;
+  nlohmann::json optimizer_meta;
+  std::map<std::string, at::Tensor> rng;            // "cpu", "cuda" (when saved)
+  std::string config_yaml;
+};
+
+// Checks a checkpoint folder without loading tensors (files present, JSON well-formed, safetensors
+// headers and sizes valid); throws mt::Error saying what is damaged.
+void validate_checkpoint(const std::filesystem::path& dir);
+LoadedCheckpoint load_checkpoint(const std::filesystem::path& dir);
+
+// The newest valid checkpoint of a run (by step number), loaded (validated once, by
+// load_checkpoint); damaged newer ones are reported through `warn` and skipped. nullopt when there
+// is none.
+std::optional<LoadedCheckpoint> load_latest_checkpoint(const std::filesystem::path& run_dir,
+                                                       const std::function<void(const std::string&)>& warn);
+
+// True when RUN/checkpoints holds any step_N folder, valid or not (no file is read).
+bool has_checkpoints(const std::filesystem::path& run_dir);
+
+// RNG states of the default generators (CPU; CUDA when available) and their restoration.
+std::map<std::string, at::Tensor> capture_rng_states();
+void restore_rng_states(const std::map<std::string, at::Tensor>& states);
+
+}  // namespace mt
