@@ -37,6 +37,10 @@ void charge_write_budget(size_t n, const std::string& path) {
   g_write_budget.fetch_sub(static_cast<int64_t>(n));
 }
 
+std::string fmt_rename_error(const fs::path& from, const fs::path& to, int err) {
+  return from.string() + ": cannot rename to " + to.string() + ": " + errno_text(err);
+}
+
 }  // namespace
 
 void inject_write_fault_after_bytes(int64_t bytes) { g_write_budget.store(bytes < 0 ? -1 : bytes); }
@@ -91,6 +95,39 @@ void write_file_atomically(const fs::path& path, const std::function<void(int fd
 
 void write_text_file_atomically(const fs::path& path, const std::string& text) {
   write_file_atomically(path, [&](int fd, const std::string& tmp) { write_all(fd, text.data(), text.size(), tmp); });
+}
+
+bool publish_directory(const fs::path& tmp, const fs::path& target, IfPublished if_published) {
+  std::error_code ec;
+  const fs::path parent = target.parent_path();
+  const fs::path old = target.string() + ".old-" + std::to_string(::getpid());
+  try {
+    fsync_directory(tmp);
+    const bool exists = fs::exists(target);
+    if (exists && if_published == IfPublished::kKeepExisting) {
+      fs::remove_all(tmp, ec);
+      return false;
+    }
+    if (exists && if_published == IfPublished::kFail) throw Error(target.string() + ": already exists");
+    if (exists) fs::rename(target, old);
+    if (::rename(tmp.c_str(), target.c_str()) != 0) {
+      const int err = errno;
+      if ((err == EEXIST || err == ENOTEMPTY) && if_published == IfPublished::kKeepExisting) {
+        fs::remove_all(tmp, ec);  // another process published between our check and our rename
+        return false;
+      }
+      throw Error(fmt_rename_error(tmp, target, err));
+    }
+    fsync_directory(parent);
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(tmp, ec);
+    throw Error(target.string() + ": cannot publish " + tmp.string() + ": " + e.code().message());
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  fs::remove_all(old, ec);
+  return true;
 }
 
 }  // namespace mt

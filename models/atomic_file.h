@@ -1,5 +1,6 @@
 // Atomic file writes: fill a temporary file beside the target, fsync it, rename it over the target,
 // fsync the directory. A crash at any moment leaves the old file or the new one, never a torn one.
+// The same for whole directories (checkpoints, final/, token caches, copied stages): publish_directory.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -19,6 +20,19 @@ void fsync_directory(const std::filesystem::path& dir);
 
 // write_file_atomically with a whole text.
 void write_text_file_atomically(const std::filesystem::path& path, const std::string& text);
+
+// What publish_directory does when the target already exists.
+enum class IfPublished {
+  kReplace,       // the old directory is renamed away, the new one renamed in, the old one removed
+  kKeepExisting,  // another writer finished first: keep its directory, remove ours
+  kFail,          // an error naming the target
+};
+
+// Publishes the filled temporary directory `tmp` (beside `target`, same filesystem) as `target`:
+// fsync of tmp, rename, fsync of the parent. A crash at any moment leaves the old target or the new
+// one. Returns false when kKeepExisting found one (tmp is then removed). On error tmp is removed and
+// mt::Error names the target.
+bool publish_directory(const std::filesystem::path& tmp, const std::filesystem::path& target, IfPublished if_published);
 
 // Fault injection for tests of full disks: after `bytes` more bytes through write_all, every
 // write_all fails with ENOSPC (-1 turns it off). The environment variable

@@ -27,6 +27,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "models/read_file.h"
 #include "models/error.h"
 #include "models/hf_config.h"  // read_json_file
 #include "models/unicode_tables.h"
@@ -545,14 +546,6 @@ bool base64_decode(std::string_view in, std::string* out) {
   return true;
 }
 
-std::string read_all(const std::filesystem::path& file, const char* what) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open {} for reading", file.string(), what));
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
-}
-
 // Regular tokens decode to their own bytes (unless an added token took the id).
 void finish_ids(Tok& t) {
   if (t.ids.size() < t.regular.size()) t.ids.resize(t.regular.size());
@@ -585,7 +578,7 @@ std::shared_ptr<const BpeTokenizer> load_tiktoken_bpe(const std::filesystem::pat
   t->kind = Tok::Kind::Tiktoken;
   t->source = file.string();
   const std::string& src = t->source;
-  const std::string text = read_all(file, "tiktoken file");
+  const std::string text = read_file(file, "tiktoken file");
 
   struct Line {
     std::string bytes;

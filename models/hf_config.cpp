@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "models/read_file.h"
 #include "models/error.h"
 
 namespace mt {
@@ -119,12 +120,9 @@ std::vector<int64_t> parse_token_ids(const json& j, const char* key, const std::
 }
 
 nlohmann::json read_json_file(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open for reading", file.string()));
-  std::stringstream buf;
-  buf << in.rdbuf();
+  const std::string text = read_file(file);
   try {
-    return json::parse(buf.str());
+    return json::parse(text);
   } catch (const json::parse_error& e) {
     throw Error(fmt::format("{}: invalid JSON at byte {}: {}", file.string(), e.byte, e.what()));
   }

@@ -22,6 +22,7 @@
 #include <system_error>
 
 #include "models/atomic_file.h"
+#include "models/read_file.h"
 #include "models/error.h"
 
 // safetensors is little-endian; we memcpy tensor bytes as they are.
@@ -88,14 +89,10 @@ bool is_plain_file_name(const std::string& s) {
 std::map<std::string, at::Tensor> load_indexed(const fs::path& dir, const fs::path& index_path,
                                                const c10::TensorOptions& options) {
   const std::string idx = index_path.string();
-  std::ifstream in(index_path, std::ios::binary);
-  if (!in) throw Error(idx + ": cannot open: " + errno_text(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(idx + ": read failed");
+  const std::string text = read_file(index_path);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(ss.str());
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(idx + ": not valid JSON: " + e.what());
   }

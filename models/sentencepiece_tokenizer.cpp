@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "models/read_file.h"
 #include "models/error.h"
 
 namespace mt {
@@ -152,12 +153,7 @@ struct SentencePieceTokenizer {
 
 std::shared_ptr<const SentencePieceTokenizer> load_sentencepiece(const std::filesystem::path& file) {
   const std::string name = file.string();
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open SentencePiece model for reading", name));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(fmt::format("{}: read error", name));
-  const std::string data = ss.str();
+  const std::string data = read_file(file, "SentencePiece model");
   if (data.empty()) throw Error(fmt::format("{}: empty file, not a SentencePiece model", name));
 
   auto t = std::make_shared<SentencePieceTokenizer>();

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "models/bpe_tokenizer.h"
+#include "models/read_file.h"
 #include "models/error.h"
 #include "models/sentencepiece_tokenizer.h"
 
@@ -24,15 +25,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::string read_all(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open for reading", file.string()));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(fmt::format("{}: read error", file.string()));
-  return ss.str();
-}
 
 json parse_json_file(const fs::path& file, const json::parser_callback_t& cb = nullptr) {
   std::ifstream in(file, std::ios::binary);
@@ -70,7 +62,7 @@ bool looks_like_json(const fs::path& file) {
 }
 
 int64_t count_lines(const fs::path& file) {
-  const std::string text = read_all(file);
+  const std::string text = read_file(file);
   int64_t n = 0;
   size_t start = 0;
   while (start < text.size()) {
@@ -334,7 +326,7 @@ Tokenizer Tokenizer::load(const fs::path& path) {
   }
   const fs::path jinja_path = dir / "chat_template.jinja";
   if (is_dir && tok.chat_template_.empty() && fs::is_regular_file(jinja_path, ec))
-    tok.chat_template_ = read_all(jinja_path);
+    tok.chat_template_ = read_file(jinja_path);
   return tok;
 }
 

@@ -321,7 +321,7 @@ TEST_CASE("config: errors name FILE:LINE:COL, the key and what is wrong", "[conf
   // The file itself.
   const fs::path dir = mt::test::temp_dir("config_missing");
   require_error([&] { mt::load_train_config(dir / "nope.yaml"); },
-                {"nope.yaml: cannot read config: No such file"});
+                {"nope.yaml: cannot open config: No such file"});
   require_error([&] { mt::load_train_config(dir); }, {": cannot read config: it is a directory"});
   fs::remove_all(dir);
 }

@@ -24,6 +24,7 @@
 #include <utility>
 #include <variant>
 
+#include "models/read_file.h"
 #include "models/error.h"
 
 namespace mt {
@@ -923,29 +924,6 @@ YAML::Mark mark_of_offset(const std::string& text, size_t offset) {
   return mark;
 }
 
-std::string read_config_text(const fs::path& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw Error(path.string() + ": cannot read config: it is a directory");
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) throw Error(fmt::format("{}: cannot read config: {}", path.string(), std::strerror(errno)));
-  std::string text;
-  char buf[65536];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
-    text.append(buf, n);
-    if (text.size() > kMaxConfigBytes) {
-      std::fclose(f);
-      throw Error(fmt::format("{}: cannot read config: larger than {} MiB, which no config is", path.string(),
-                              kMaxConfigBytes >> 20));
-    }
-  }
-  const bool failed = std::ferror(f) != 0;
-  const int err = errno;
-  std::fclose(f);
-  if (failed) throw Error(fmt::format("{}: cannot read config: {}", path.string(), std::strerror(err)));
-  return text;
-}
-
 // The one YAML document of a config (Null for an empty file). Binary junk is refused before
 // yaml-cpp sees it (NUL bytes would also make it guess a UTF-16/32 encoding).
 YAML::Node parse_config_document(const std::string& text, const Origin& origin) {
@@ -1179,7 +1157,7 @@ TrainConfig load_train_config(const fs::path& path, const std::vector<std::strin
   TrainConfig config;
   if (!path.empty()) {
     const Origin origin{path.string(), "", fs::absolute(path).lexically_normal().parent_path()};
-    const std::string text = read_config_text(path);
+    const std::string text = read_file(path, "config", kMaxConfigBytes);
     apply_root(config, parse_config_document(text, origin), origin);
   }
   const fs::path cwd = overrides_dir.empty() ? fs::current_path() : fs::absolute(overrides_dir).lexically_normal();
@@ -1247,6 +1225,17 @@ std::vector<std::string> resume_incompatibilities(const TrainConfig& saved, cons
 
 std::string did_you_mean_hint(const std::string& typed, const std::vector<std::string>& candidates) {
   return did_you_mean(closest(typed, candidates));
+}
+
+std::vector<std::string> compared_filter_rules(const FilterSection& filter) {
+  std::vector<std::string> rules = filter.compare;
+  if (std::find(rules.begin(), rules.end(), filter.rule) == rules.end()) rules.insert(rules.begin(), filter.rule);
+  return rules;
+}
+
+bool filter_rule_used(const FilterSection& filter, const std::string& rule) {
+  const auto rules = compared_filter_rules(filter);
+  return std::find(rules.begin(), rules.end(), rule) != rules.end();
 }
 
 }  // namespace mt

@@ -177,6 +177,11 @@ struct TrainConfig {
   DemoSection demo;
 };
 
+// The rules stage 4 scores and selects by: filter.rule first (unless filter.compare lists it), then
+// filter.compare in its order.
+std::vector<std::string> compared_filter_rules(const FilterSection& filter);
+bool filter_rule_used(const FilterSection& filter, const std::string& rule);
+
 // One schema entry, for `maintune config --schema` and docs/config.md.
 struct ConfigKeyDoc {
   std::string path;           // "training.micro_batch_size"; list entries as "data.sources[].path"

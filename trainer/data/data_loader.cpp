@@ -10,26 +10,6 @@ namespace mt {
 
 using json = nlohmann::json;
 
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-uint64_t bounded_draw(uint64_t& state, uint64_t bound) {
-  __uint128_t m = static_cast<__uint128_t>(splitmix64(state)) * bound;
-  auto low = static_cast<uint64_t>(m);
-  if (low < bound) {
-    const uint64_t threshold = (0 - bound) % bound;
-    while (low < threshold) {
-      m = static_cast<__uint128_t>(splitmix64(state)) * bound;
-      low = static_cast<uint64_t>(m);
-    }
-  }
-  return static_cast<uint64_t>(m >> 64);
-}
-
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch, uint64_t stream) {
   // Mix the three inputs through splitmix64 so that nearby seeds/epochs give unrelated streams.
   uint64_t s = seed;

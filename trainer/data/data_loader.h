@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "trainer/base/random.h"
 #include "trainer/data/packing.h"
 
 namespace mt {
@@ -30,11 +31,6 @@ struct DataCursor {
   bool operator==(const DataCursor& o) const { return epoch == o.epoch && step == o.step; }
 };
 
-// splitmix64: the generator behind every shuffle (a fixed integer recipe: same on every machine).
-uint64_t splitmix64(uint64_t& state);
-// Uniform in [0, bound) from splitmix64 draws without modulo bias (Lemire's multiply-shift with
-// rejection); bound > 0.
-uint64_t bounded_draw(uint64_t& state, uint64_t bound);
 // A permutation of 0..n-1 from (seed, epoch, stream) by Fisher-Yates with Lemire's unbiased
 // bounded draws.
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch, uint64_t stream);

@@ -12,27 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "trainer/base/hash.h"
 #include "trainer/data/data_formats.h"
 #include "trainer/data/examples.h"
 
 namespace mt {
-
-// XXH64 (xxHash's 64-bit hash, as specified in Cyan4973/xxHash doc/xxhash_spec.md), streaming.
-class Xxh64 {
- public:
-  explicit Xxh64(uint64_t seed = 0);
-  void update(const void* data, size_t len);
-  uint64_t digest() const;
-
- private:
-  uint64_t v_[4];
-  uint64_t seed_, total_ = 0;
-  unsigned char buf_[32];
-  size_t buf_len_ = 0;
-};
-uint64_t xxh64(const void* data, size_t len, uint64_t seed = 0);
-// Content hash of a file, read in chunks; errors name the file.
-uint64_t xxh64_file(const std::filesystem::path& file);
 
 constexpr int kTokenCacheVersion = 1;  // the on-disk layout
 // Bumped whenever readers, examples or the chat templates change the tokens they produce, so that
@@ -51,9 +35,6 @@ struct TokenCache {
   DatasetView view_;
   std::shared_ptr<const void> keep_alive_;  // the mappings or the in-memory dataset
 };
-
-// 128-bit key (two XXH64 of the canonical JSON dump) of the key material, as 32 hex digits.
-std::string cache_key(const nlohmann::json& key_material);
 
 // Opens and validates a cache directory: header fields and version, `expected_key`, file sizes
 // against the header, the index checksum and offsets; with verify_data also the token/mask checksum.

@@ -14,9 +14,10 @@
 #include <sstream>
 
 #include "models/atomic_file.h"
+#include "models/read_file.h"
 #include "models/error.h"
 #include "models/safetensors.h"
-#include "trainer/data/token_cache.h"
+#include "trainer/base/hash.h"
 
 namespace mt {
 namespace fs = std::filesystem;
@@ -33,14 +34,6 @@ int64_t get_int(const nlohmann::json& j, const char* key, const std::string& sou
   if (!j.contains(key) || !j[key].is_number_integer())
     throw Error(fmt::format("{}: field '{}' is missing or not an integer", source, key));
   return j[key].get<int64_t>();
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path.string() + ": cannot read");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 // step_NNNNNNN folders of a run, newest first.
@@ -164,12 +157,8 @@ fs::path save_checkpoint(const fs::path& run_dir, const TrainerState& state, con
                         {"xxh64", fmt::format("{:016x}", xxh64_file(tmp / f))}};
     write_text_file_atomically(tmp / kStateFile, js.dump(2) + "\n");
     write_text_file_atomically(tmp / kConfigFile, config_yaml);
-    fsync_directory(tmp);
     // A checkpoint of the same step from an interrupted earlier attempt is replaced.
-    if (fs::exists(final_dir)) fs::remove_all(final_dir);
-    fs::rename(tmp, final_dir, ec);
-    if (ec) throw Error(fmt::format("{}: cannot rename to {}: {}", tmp.string(), final_dir.string(), ec.message()));
-    fsync_directory(root);
+    publish_directory(tmp, final_dir, IfPublished::kReplace);
   } catch (...) {
     std::error_code ignore;
     fs::remove_all(tmp, ignore);
@@ -190,7 +179,7 @@ void validate_checkpoint(const fs::path& dir) {
   const fs::path state_path = dir / kStateFile;
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_text(state_path));
+    j = nlohmann::json::parse(read_file(state_path));
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: not valid JSON: {}", state_path.string(), e.what()));
   }
@@ -216,13 +205,13 @@ LoadedCheckpoint load_checkpoint(const fs::path& dir) {
   validate_checkpoint(dir);
   LoadedCheckpoint c;
   c.dir = dir;
-  const nlohmann::json j = nlohmann::json::parse(read_text(dir / kStateFile));
+  const nlohmann::json j = nlohmann::json::parse(read_file(dir / kStateFile));
   c.state = TrainerState::from_json(j, (dir / kStateFile).string());
   c.optimizer_meta = j["optimizer"];
   c.weights = load_all(dir / kWeightsFile);
   c.optimizer_state = load_all(dir / kOptimizerFile);
   c.rng = load_all(dir / kRngFile);
-  c.config_yaml = read_text(dir / kConfigFile);
+  c.config_yaml = read_file(dir / kConfigFile);
   return c;
 }
 

@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "models/error.h"
-#include "trainer/data/data_loader.h"
+#include "trainer/base/random.h"
 
 namespace mt {
 

@@ -9,7 +9,7 @@
 #include <numeric>
 
 #include "models/error.h"
-#include "trainer/data/data_loader.h"
+#include "trainer/base/random.h"
 
 namespace mt {
 
@@ -46,7 +46,7 @@ std::vector<double> rule_scores(const std::string& rule, const std::vector<Candi
   auto neg = [](double nll) { return std::isfinite(nll) ? -nll : -HUGE_VAL; };
   if (rule == "none") {
     uint64_t state = options.seed ^ 0x6e6f6e65ull;  // "none": a random order, the same for a given seed
-    for (size_t i = 0; i < n; ++i) out[i] = static_cast<double>(splitmix64(state) >> 11) * 0x1.0p-53;
+    for (size_t i = 0; i < n; ++i) out[i] = unit_draw(state);
   } else if (rule == "forward") {
     for (size_t i = 0; i < n; ++i) out[i] = neg(candidates[i].forward_nll);
   } else if (rule == "reverse") {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "trainer/config/config.h"
+#include "trainer/method/stage_keys.h"
 
 namespace mt {
 
@@ -34,20 +35,5 @@ void check_pipeline_config(const TrainConfig& config);
 // that already holds a pipeline; resume = true continues it (a changed config is refused, naming
 // the keys). Progress goes to stderr.
 PipelineOutcome run_pipeline(const TrainConfig& config, bool resume);
-
-// The stages `config` runs, in order, as (stage folder name, key): stage0_demo (only with
-// demo.enabled), stage1_seed_models, stage2_round_1..K, stage3_synthesis, stage4_filter,
-// stage5_final. A stage's key is a hash of the previous stage's key and of the config parts the
-// stage reads (taken by name from the YAML of train_config_to_yaml, so sections added later count
-// without code changes: an unknown section goes into stage 1's key); output.*, logging.* and other
-// keys that do not change results are in no key. Two runs whose stage keys agree up to stage s
-// compute the same stages up to s (sweeps reuse them, trainer/sweep/sweep.h). With the demo on, stage 0
-// also reads model.path and the prompt texts its tokenizer learns. The alignment section, when
-// present, counts for stage 1, the rounds and stage 5 as its `stages` list says (seed, rounds, final).
-// The keys cover the config, not the content of the files it names.
-std::vector<std::pair<std::string, std::string>> pipeline_stage_keys(const TrainConfig& config);
-// The same from a resolved config's YAML (train_config_to_yaml's output, possibly with sections this
-// build does not know).
-std::vector<std::pair<std::string, std::string>> pipeline_stage_keys_of_yaml(const std::string& resolved_yaml);
 
 }  // namespace mt

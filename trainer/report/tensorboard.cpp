@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "models/read_file.h"
 #include "models/error.h"
 
 namespace mt {
@@ -367,10 +368,7 @@ TensorBoardEvent decode_event(const std::string& file, const unsigned char* byte
 
 std::vector<TensorBoardEvent> read_tensorboard_events(const fs::path& file) {
   const std::string name = file.string();
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open TensorBoard event file: {}", name, std::strerror(errno)));
-  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw Error(fmt::format("{}: read error", name));
+  const std::string data = read_file(file, "TensorBoard event file");
   const auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
   const size_t n = data.size();
 

@@ -31,6 +31,7 @@
 #include <thread>
 
 #include "models/atomic_file.h"
+#include "models/read_file.h"
 #include "models/error.h"
 #include "trainer/base/jsonl.h"
 #include "trainer/method/pipeline.h"
@@ -68,14 +69,6 @@ struct SweepFile {
   }
   [[noreturn]] void fail(const YAML::Mark& mark, const std::string& what) const { throw Error(at(mark) + ": " + what); }
 };
-
-std::string read_text(const fs::path& file, const char* what) {
-  std::error_code ec;
-  if (fs::is_directory(file, ec)) throw Error(fmt::format("{}: cannot read {}: it is a directory", file.string(), what));
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot read {}: {}", file.string(), what, std::strerror(errno)));
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 // "" when `key` names a config key a setting may set: a config_schema() path ("final.alpha"), or an
 // entry of a list of sources or a key of one ("data.sources[0]", "data.sources[0].format");
@@ -563,7 +556,7 @@ struct SweepLock {
 
 SweepSpec load_sweep_spec(const fs::path& file) {
   const SweepFile sf{file.string()};
-  const std::string text = read_text(file, "the sweep file");
+  const std::string text = read_file(file, "the sweep file");
   YAML::Node root;
   try {
     root = YAML::Load(text);
