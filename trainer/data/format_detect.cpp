@@ -1,0 +1,95 @@
+// Format names and detection (see data_formats.h, format_detect.h): the known names, and the guess
+// of "auto" from a file's first byte and first record's keys.
+#include "trainer/data/format_detect.h"
+
+#include <fmt/format.h>
+
+#include "models/error.h"
+#include "trainer/base/jsonl.h"
+#include "trainer/data/record_reader.h"
+#include "trainer/data/text_chars.h"
+
+namespace mt {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kConversationFormats[] = {"alpaca", "alpaca_seed", "messages", "prompt_response", "prompts", "mt_bench"};
+
+// The first record of a file that starts with '[' or '{', parsed; errors name its place.
+json first_record(const fs::path& path, char first) {
+  DataSourceConfig c;  // the default limits
+  c.path = path;
+  json obj;
+  const std::string name = path.string();
+  if (first == '[') {
+    const std::string text = read_whole_file(path, c.max_file_bytes);
+    const auto spans = array_elements(text, name).spans;
+    if (spans.empty()) throw Error(fmt::format("{}: empty array, cannot tell its format", name));
+    try {
+      obj = json::parse(text.begin() + static_cast<std::ptrdiff_t>(spans[0].begin),
+                        text.begin() + static_cast<std::ptrdiff_t>(spans[0].end));
+    } catch (const json::parse_error& e) {
+      throw Error(fmt::format("{}: [element 0]: invalid JSON: {}", name, parse_error_text(e)));
+    }
+  } else {
+    bool done = false;
+    for_each_line(path, c.max_line_bytes, [&](const std::string& line, int64_t line_no, bool too_long) {
+      if (done || (!too_long && is_blank(line))) return;
+      done = true;
+      if (too_long) throw Error(fmt::format("{}:{}: line longer than max_line_bytes", name, line_no));
+      try {
+        obj = json::parse(line);
+      } catch (const json::parse_error& e) {
+        throw Error(fmt::format("{}:{}: invalid JSON: {}", name, line_no, parse_error_text(e)));
+      }
+    });
+  }
+  return obj;
+}
+
+// The format whose fields the first record has (name: the file, for errors).
+std::string format_of_record(const json& obj, const std::string& name) {
+  if (!obj.is_object()) throw Error(fmt::format("{}: the first record is not a JSON object", name));
+  if (obj.contains("instances")) return "alpaca_seed";
+  if (obj.contains("turns")) return "mt_bench";
+  if (obj.contains("messages") || obj.contains("conversations")) return "messages";
+  if (obj.contains("instruction")) return obj.contains("response") && !obj.contains("output") ? "prompt_response"
+                                                                                               : "alpaca";
+  if (obj.contains("prompt")) return obj.contains("response") ? "prompt_response" : "prompts";
+  if (obj.contains("text")) return "text_jsonl";
+  std::string keys;
+  for (auto it = obj.begin(); it != obj.end(); ++it) keys += (keys.empty() ? "" : ", ") + it.key();
+  throw Error(fmt::format("{}: cannot tell the data format from the first record's keys ({}); set format", name, keys));
+}
+
+}  // namespace
+
+bool is_unlabeled_format(const std::string& format) { return format == "text_jsonl" || format == "text"; }
+
+void check_format_name(const DataSourceConfig& c) {
+  for (const char* f : kConversationFormats)
+    if (c.format == f) return;
+  if (is_unlabeled_format(c.format)) return;
+  throw Error(fmt::format(
+      "{}: unknown data format \"{}\" (expected alpaca, alpaca_seed, messages, prompt_response, prompts, mt_bench, "
+      "text_jsonl, text or auto)",
+      c.path.string(), c.format));
+}
+
+DataSourceConfig with_format_resolved(const DataSourceConfig& config) {
+  DataSourceConfig c = config;
+  if (c.format == "auto") c.format = detect_format(c.path);
+  check_format_name(c);
+  return c;
+}
+
+std::string detect_format(const fs::path& path) {
+  const char first = first_byte(path);
+  if (first != '[' && first != '{') return "text";
+  return format_of_record(first_record(path, first), path.string());
+}
+
+}  // namespace mt

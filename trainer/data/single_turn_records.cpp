@@ -1,0 +1,79 @@
+// Single-turn conversation formats (see conversation_records.h): alpaca, alpaca_seed (one
+// conversation per instance), prompt_response and prompts (no response: generation only); each
+// with the record's optional system field, else the config's system prompt.
+#include <fmt/format.h>
+
+#include <optional>
+
+#include "models/error.h"
+#include "trainer/data/conversation_records.h"
+#include "trainer/data/record_fields.h"
+#include "trainer/data/text_chars.h"
+
+namespace mt {
+
+using json = nlohmann::json;
+
+namespace {
+
+// "instruction" + "\n\n" + "input", leaving out an empty part.
+std::string join_instruction(const std::string& instruction, const std::string& input) {
+  if (is_blank(input)) return instruction;
+  if (is_blank(instruction)) return input;
+  return instruction + "\n\n" + input;
+}
+
+// [system], user, and the response as assistant (none: a prompts-only conversation).
+Conversation make_conversation(const DataSourceConfig& c, const json& obj, const std::string& where,
+                               const std::string& user, const std::optional<std::string>& response) {
+  Conversation conv;
+  conv.where = where;
+  std::optional<std::string> system = get_string(obj, c.system_field, where, false);
+  if (!system && !c.system_prompt.empty()) system = c.system_prompt;
+  if (system) conv.messages.push_back({"system", *system});
+  conv.messages.push_back({"user", user});
+  if (response)
+    conv.messages.push_back({"assistant", *response});
+  else
+    conv.prompts_only = true;
+  return conv;
+}
+
+}  // namespace
+
+void read_alpaca_record(const DataSourceConfig& c, const json& obj, const std::string& where, const EmitFn& emit) {
+  const std::string instruction = *get_string(obj, c.instruction_field, where, true);
+  const std::string input = get_string(obj, c.input_field, where, false).value_or("");
+  const std::string output = *get_string(obj, c.output_field, where, true);
+  emit(make_conversation(c, obj, where, join_instruction(instruction, input), output));
+}
+
+void read_alpaca_seed_record(const DataSourceConfig& c, const json& obj, const std::string& where,
+                             const EmitFn& emit) {
+  const std::string instruction = *get_string(obj, c.instruction_field, where, true);
+  const json& instances = get_array(obj, c.instances_field, where);
+  if (instances.empty()) throw Error(fmt::format("{}: field '{}' is an empty list", where, c.instances_field));
+  std::vector<Conversation> convs;  // all or nothing: a bad instance makes the record malformed
+  for (size_t k = 0; k < instances.size(); ++k) {
+    const std::string iw = fmt::format("{} instance {}", where, k);
+    if (!instances[k].is_object())
+      throw Error(fmt::format("{}: must be an object, got {}", iw, json_type(instances[k])));
+    const std::string input = get_string(instances[k], c.input_field, iw, false).value_or("");
+    const std::string output = *get_string(instances[k], c.output_field, iw, true);
+    convs.push_back(make_conversation(c, obj, iw, join_instruction(instruction, input), output));
+  }
+  for (auto& conv : convs) emit(std::move(conv));
+}
+
+void read_prompt_response_record(const DataSourceConfig& c, const json& obj, const std::string& where,
+                                 const EmitFn& emit) {
+  const std::string prompt = *get_string(obj, c.prompt_field, where, true);
+  const std::string response = *get_string(obj, c.response_field, where, true);
+  emit(make_conversation(c, obj, where, prompt, response));
+}
+
+void read_prompts_record(const DataSourceConfig& c, const json& obj, const std::string& where, const EmitFn& emit) {
+  emit(make_conversation(c, obj, where, *get_string(obj, c.prompt_field, where, true), std::nullopt));
+}
+
+}  // namespace mt
