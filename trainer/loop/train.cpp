@@ -33,117 +33,17 @@
 #include "trainer/report/progress.h"
 #include "trainer/data/token_cache.h"
 #include "trainer/engine/train_step.h"
+#include "trainer/loop/evaluation.h"
+#include "trainer/loop/export.h"
+#include "trainer/loop/stop_signals.h"
 
 namespace mt {
 namespace fs = std::filesystem;
 
 namespace {
 
-std::atomic<int> g_stop_signal{0};
-std::mutex g_nan_mutex;
-std::set<int64_t> g_nan_steps;
-
-void on_stop_signal(int sig) {
-  g_stop_signal.store(sig);
-  // A second Ctrl-C kills at once, as users expect.
-  std::signal(sig, SIG_DFL);
-}
-
-// Installs the graceful-stop handlers for the lifetime of a run and restores the previous ones.
-struct StopSignals {
-  using Handler = void (*)(int);
-  Handler old_term, old_int;
-  StopSignals() {
-    g_stop_signal.store(0);
-    old_term = std::signal(SIGTERM, on_stop_signal);
-    old_int = std::signal(SIGINT, on_stop_signal);
-  }
-  ~StopSignals() {
-    std::signal(SIGTERM, old_term);
-    std::signal(SIGINT, old_int);
-  }
-};
-
-void load_nan_steps_from_env() {
-  const char* env = std::getenv("MAINTUNE_FAULT_NAN_STEPS");
-  if (env == nullptr || *env == '\0') return;
-  std::lock_guard<std::mutex> lock(g_nan_mutex);
-  std::string s = env;
-  size_t start = 0;
-  while (start <= s.size()) {
-    const size_t comma = s.find(',', start);
-    const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!item.empty()) g_nan_steps.insert(std::stoll(item));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-}
-
-bool nan_injected(int64_t step) {
-  std::lock_guard<std::mutex> lock(g_nan_mutex);
-  return g_nan_steps.count(step) > 0;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Examples of `data` split into (train, eval) by a per-example coin of probability `fraction`
-// drawn from (seed, index): the same split on every machine and every resume.
-std::pair<TokenizedDataset, TokenizedDataset> split_eval(const DatasetView& data, double fraction, uint64_t seed) {
-  TokenizedDataset train, eval;
-  for (int64_t i = 0; i < data.num_examples; ++i) {
-    uint64_t state = seed ^ (0x9e3779b97f4a7c15ull * static_cast<uint64_t>(i + 1));
-    const double u = static_cast<double>(splitmix64(state) >> 11) * 0x1.0p-53;
-    TokenizedExample e;
-    const uint64_t a = data.offsets[i], b = data.offsets[i + 1];
-    e.ids.assign(data.tokens + a, data.tokens + b);
-    e.loss_mask.assign(data.masks + a, data.masks + b);
-    (u < fraction ? eval : train).add(e);
-  }
-  return {std::move(train), std::move(eval)};
-}
-
-struct EvalResult {
-  double loss = 0;
-  int64_t tokens = 0;
-  // With an alignment scorer: in-batch top-1 retrieval accuracy and score gap over eval pairs.
-  double align_acc = std::nan(""), score_gap = std::nan("");
-};
-
-EvalResult evaluate(const Transformer& master, const DatasetView& data, LoaderOptions options, int64_t max_batches,
-                    const StepOptions& step_options, const DistEnv& dist, const AlignmentScorer* scorer) {
-  c10::NoGradGuard no_grad;
-  options.shuffle = false;
-  DataLoader loader(data, options);
-  const Transformer model = compute_view(master, step_options.compute_dtype);
-  int64_t batches = loader.steps_per_epoch();
-  if (max_batches > 0) batches = std::min(batches, max_batches);
-  at::Tensor sums = at::zeros({5}, at::kDouble);
-  for (int64_t i = 0; i < batches; ++i) {
-    PackedBatch b = loader.next();
-    if (b.target_tokens == 0) continue;
-    sums[0] += batch_loss_sum(model, b, step_options).item<double>();
-    sums[1] += static_cast<double>(b.target_tokens);
-    if (scorer == nullptr) continue;
-    const AlignmentDocs docs = alignment_docs_from_batch(b);
-    if (docs.pairs < 2) continue;
-    const PairEncoding e = encode_pairs(model, *scorer, docs);
-    const InBatchStats stats = in_batch_stats(alignment_logits(e.instruction, e.response, scorer->logit_scale));
-    const auto n = static_cast<double>(docs.pairs);
-    sums[2] += n;
-    sums[3] += stats.retrieval_hits;
-    sums[4] += stats.score_gap * n;
-  }
-  all_reduce_sum(dist, sums);
-  EvalResult r;
-  r.tokens = static_cast<int64_t>(sums[1].item<double>());
-  r.loss = r.tokens > 0 ? sums[0].item<double>() / static_cast<double>(r.tokens) : std::nan("");
-  if (sums[2].item<double>() > 0) {
-    r.align_acc = sums[3].item<double>() / sums[2].item<double>();
-    r.score_gap = sums[4].item<double>() / sums[2].item<double>();
-  }
-  return r;
 }
 
 nlohmann::json schedule_json(const LrSchedule& s) {
@@ -151,74 +51,7 @@ nlohmann::json schedule_json(const LrSchedule& s) {
           {"total_steps", s.total_steps}, {"min_lr_ratio", s.min_lr_ratio}};
 }
 
-// Writes final/ as a HF model directory (weights in the export dtype, config, generation config,
-// tokenizer files) through a temporary folder and a rename.
-fs::path export_final(const fs::path& run_dir, const Transformer& master, const GenerationDefaults& generation,
-                      at::ScalarType dtype, const fs::path& tokenizer_path, int64_t max_shard_bytes,
-                      const AlignmentScorer& scorer) {
-  const fs::path final_dir = run_dir / "final";
-  const fs::path tmp = run_dir / fmt::format(".final.tmp-{}", ::getpid());
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  try {
-    c10::NoGradGuard no_grad;
-    std::map<std::string, at::Tensor> weights;
-    for (const auto& [name, t] : master.params) weights[name] = t.detach().to(dtype);
-    Transformer exported = build_transformer(master.config, std::move(weights), "export");
-    save_model_dir(exported, generation, tmp, static_cast<uint64_t>(max_shard_bytes));
-    if (scorer.defined()) save_alignment_scorer(scorer, tmp);
-    const fs::path tok_dir = fs::is_directory(tokenizer_path) ? tokenizer_path : tokenizer_path.parent_path();
-    const std::vector<std::string> tok_files = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-                                                "special_tokens_map.json"};
-    for (const std::string& f : tok_files) {
-      const fs::path src = fs::is_directory(tokenizer_path) ? tok_dir / f : tokenizer_path;
-      if (!fs::is_regular_file(src) || src.filename() != f) continue;
-      const std::string text = [&] {
-        std::ifstream in(src, std::ios::binary);
-        return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-      }();
-      write_text_file_atomically(tmp / f, text);
-    }
-    fsync_directory(tmp);
-    const fs::path old = run_dir / fmt::format(".final.old-{}", ::getpid());
-    if (fs::exists(final_dir)) fs::rename(final_dir, old);
-    fs::rename(tmp, final_dir);
-    fsync_directory(run_dir);
-    fs::remove_all(old, ec);
-  } catch (const fs::filesystem_error& e) {
-    fs::remove_all(tmp, ec);
-    throw Error(fmt::format("{}: export failed: {}", final_dir.string(), e.what()));
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    throw;
-  }
-  return final_dir;
-}
-
-at::ScalarType export_dtype(const std::string& option, const ModelConfig& config) {
-  if (option != "auto") return dtype_from_name(option);
-  for (const char* key : {"torch_dtype", "dtype"})
-    if (config.raw.contains(key) && config.raw[key].is_string()) return dtype_from_name(config.raw[key].get<std::string>());
-  return at::kFloat;
-}
-
 }  // namespace
-
-at::Device resolve_device(const std::string& name) {
-  if (name == "cpu") return at::kCPU;
-  if (name == "cuda") {
-    if (!at::hasCUDA()) throw Error("model.device: cuda requested but no CUDA device is available");
-    return at::Device(at::kCUDA, 0);
-  }
-  return at::hasCUDA() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
-}
-
-void inject_nan_loss_at_steps(const std::vector<int64_t>& steps) {
-  std::lock_guard<std::mutex> lock(g_nan_mutex);
-  g_nan_steps = std::set<int64_t>(steps.begin(), steps.end());
-}
-
-void request_training_stop() { g_stop_signal.store(SIGTERM); }
 
 TrainOutcome run_training(const TrainConfig& config, const std::string& resume) {
   check_train_config_complete(config);
@@ -615,7 +448,7 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
     }
     if (tc.eval_every > 0 && state.step % tc.eval_every == 0) run_eval();
     if (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0) save();
-    if (const int sig = g_stop_signal.load(); sig != 0) {
+    if (const int sig = stop_signal_received(); sig != 0) {
       save();
       progress.finish();
       log(fmt::format("stopped by {} after step {} of {}; resume with --resume auto", sig == SIGINT ? "SIGINT" : "SIGTERM",
