@@ -35,7 +35,11 @@
 #include "trainer/engine/train_step.h"
 #include "trainer/loop/evaluation.h"
 #include "trainer/loop/export.h"
+#include "trainer/loop/optimizer_setup.h"
+#include "trainer/loop/run_dir.h"
 #include "trainer/loop/stop_signals.h"
+#include "trainer/loop/trained_weights.h"
+#include "trainer/loop/training_data.h"
 
 namespace mt {
 namespace fs = std::filesystem;
@@ -44,11 +48,6 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-nlohmann::json schedule_json(const LrSchedule& s) {
-  return {{"type", s.type}, {"base_lr", s.base_lr}, {"warmup_steps", s.warmup_steps},
-          {"total_steps", s.total_steps}, {"min_lr_ratio", s.min_lr_ratio}};
 }
 
 }  // namespace
@@ -60,199 +59,40 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   const fs::path run_dir = config.output.run_dir;
   const TrainingSection& tc = config.training;
   Progress progress(main_rank ? config.logging.progress : "none", 1, config.logging.log_every);
-  auto log = [&](const std::string& m) { progress.message(m); };
+  const LogFn log = [&](const std::string& m) { progress.message(m); };
   load_nan_steps_from_env();
 
   // --- the run directory and what to resume from ----------------------------------------------
-  if (main_rank) {
-    std::error_code ec;
-    fs::create_directories(run_dir, ec);
-    if (ec) throw Error(fmt::format("{}: cannot create the run directory: {}", run_dir.string(), ec.message()));
-    // Temporary folders of checkpoint writes that a kill interrupted.
-    if (fs::is_directory(run_dir / "checkpoints"))
-      for (const auto& e : fs::directory_iterator(run_dir / "checkpoints"))
-        if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path(), ec);
-  }
-  std::optional<LoadedCheckpoint> ckpt;
-  if (resume == "auto") {
-    ckpt = load_latest_checkpoint(run_dir, log);
-    if (!ckpt) log(fmt::format("resume: no valid checkpoint in {}; starting from step 0", run_dir.string()));
-  } else if (!resume.empty()) {
-    ckpt = load_checkpoint(resume);
-  } else if (has_checkpoints(run_dir)) {
-    throw Error(fmt::format("{} already holds checkpoints of a run: pass --resume auto to continue it, or choose "
-                            "another --run-dir", run_dir.string()));
-  }
-  if (ckpt) {
-    const TrainConfig saved = load_train_config(ckpt->dir / "config.yaml");
-    const std::vector<std::string> diff = resume_incompatibilities(saved, config);
-    if (!diff.empty()) {
-      std::string lines;
-      for (const auto& d : diff) lines += "\n  " + d;
-      throw Error(fmt::format("cannot resume {}: these settings differ from the checkpoint's and would change the "
-                              "run:{}\n(change them back, or start a new run directory)", ckpt->dir.string(), lines));
-    }
-    log(fmt::format("resuming from {} (step {})", ckpt->dir.string(), ckpt->state.step));
-  }
+  const std::optional<LoadedCheckpoint> ckpt = open_run_dir(config, resume, main_rank, log);
 
-  // --- model --------------------------------------------------------------------------------------
-  const at::Device device = resolve_device(config.model.device);
+  // --- model and alignment scorer -----------------------------------------------------------------
+  TrainedWeights model = load_trained_weights(config, ckpt);
+  const at::Device device = model.device;
   const bool cuda = device.is_cuda();
-  const at::ScalarType compute_dtype = dtype_from_name(config.model.dtype);
-  const at::ScalarType master_dtype = config.model.pure_bf16 ? at::kBFloat16 : at::kFloat;
-  if (config.model.pure_bf16 && compute_dtype != at::kBFloat16)
-    throw Error("model.pure_bf16 needs model.dtype: bfloat16");
-  at::manual_seed(static_cast<uint64_t>(tc.seed));
-  Transformer master;
-  GenerationDefaults generation;
-  const fs::path model_path = config.model.path;
-  if (config.model.init == "random") {
-    master = init_transformer(load_hf_config(model_path / "config.json"), static_cast<uint64_t>(tc.seed),
-                              at::TensorOptions().dtype(master_dtype).device(device));
-  } else {
-    LoadedModel loaded = load_model_dir(model_path, device, master_dtype);
-    master = std::move(loaded.model);
-    generation = std::move(loaded.generation);
-  }
-  std::map<std::string, at::Tensor> ckpt_alignment;  // the scorer's tensors of the checkpoint
-  if (ckpt) {
-    std::map<std::string, at::Tensor> w;
-    for (const auto& [name, t] : ckpt->weights) {
-      if (name.rfind("alignment.", 0) == 0) ckpt_alignment[name] = t.to(device);
-      else w[name] = t.to(device, master_dtype);
-    }
-    master = build_transformer(master.config, std::move(w), (ckpt->dir / "model.safetensors").string());
-  }
-  make_trainable(master);
+  Transformer& master = model.master;
+  AlignmentScorer& scorer = model.scorer;
   const ModelConfig& mc = master.config;
-
-  // --- the alignment scorer (alignment.lambda_align / lambda_cons > 0) ---------------------------
   const AlignmentSection& al = config.alignment;
-  const bool alignment_on = al.lambda_align > 0 || al.lambda_cons > 0;
-  AlignmentScorer scorer;
-  std::string scorer_origin;
-  if (alignment_on) {
-    if (config.data.train_on_prompt)
-      throw Error("alignment: data.train_on_prompt leaves no instruction to encode apart from its response; turn "
-                  "one of them off");
-    if (config.data.packing == "none" && tc.micro_batch_size < 2)
-      throw Error("alignment: in-batch negatives need at least 2 pairs per micro-batch; raise "
-                  "training.micro_batch_size or pack rows (data.packing)");
-    const std::optional<AlignmentScorer> from_model =
-        config.model.init == "pretrained" && !ckpt ? load_alignment_scorer(model_path, mc.hidden_size, device)
-                                                   : std::nullopt;
-    if (ckpt) {
-      scorer = alignment_scorer_from_tensors(ckpt_alignment, mc.hidden_size, al.pooling,
-                                             (ckpt->dir / "model.safetensors").string());
-      scorer_origin = "from the checkpoint";
-    } else if (from_model) {
-      scorer = *from_model;
-      scorer_origin = fmt::format("from {}", (model_path / kAlignmentScorerFile).string());
-      if (scorer.pooling != al.pooling)
-        throw Error(fmt::format("{}: the scorer pools by '{}' but alignment.pooling is '{}'",
-                                (model_path / kAlignmentScorerFile).string(), scorer.pooling, al.pooling));
-      if (scorer.instruction_proj.size(0) != al.dim)
-        throw Error(fmt::format("{}: the scorer's dimension is {} but alignment.dim is {}",
-                                (model_path / kAlignmentScorerFile).string(), scorer.instruction_proj.size(0), al.dim));
-      if (!al.learn_temperature) scorer.logit_scale.fill_(std::log(1.0 / al.temperature));
-    } else {
-      scorer = init_alignment_scorer(mc.hidden_size, al.dim, al.temperature, al.pooling,
-                                     static_cast<uint64_t>(tc.seed), at::TensorOptions().device(device));
-      scorer_origin = "new";
-    }
-    scorer.instruction_proj.requires_grad_(true);
-    scorer.response_proj.requires_grad_(true);
-    scorer.logit_scale.requires_grad_(al.learn_temperature);
-  }
+  const fs::path model_path = config.model.path;
 
   // --- data ---------------------------------------------------------------------------------------
-  const fs::path tokenizer_path = config.model.tokenizer.empty() ? model_path : fs::path(config.model.tokenizer);
-  ExampleOptions ex;
-  ex.template_name = config.data.template_name;
-  if (ex.template_name == "auto") ex.template_name = detect_chat_template(Tokenizer::load(tokenizer_path));
-  ex.max_len = config.data.max_len;
-  ex.train_on_prompt = config.data.train_on_prompt;
-  ex.too_long = config.data.too_long;
-  ex.on_malformed = config.data.on_malformed;
-  const fs::path cache_dir = config.data.cache_dir.empty() ? run_dir / "cache" : fs::path(config.data.cache_dir);
-  DatasetSpec spec{config.data.sources, tokenizer_path, ex, cache_dir};
-  TokenCache train_cache = load_tokenized_dataset(spec, log);
-  // Token ids must fit the model (a tokenizer from another family would index out of range).
-  {
-    const DatasetView v = train_cache.view();
-    const uint32_t max_id = v.num_tokens() ? *std::max_element(v.tokens, v.tokens + v.num_tokens()) : 0;
-    if (static_cast<int64_t>(max_id) >= mc.vocab_size)
-      throw Error(fmt::format("{}: token id {} from the tokenizer is outside the model's vocabulary of {}",
-                              tokenizer_path.string(), max_id, mc.vocab_size));
-  }
-  DatasetView train_view = train_cache.view(), eval_view;
-  TokenizedDataset train_split, eval_split;
-  TokenCache eval_cache;
-  std::string dataset_key = train_cache.key;
-  if (!config.data.eval_sources.empty()) {
-    DatasetSpec eval_spec{config.data.eval_sources, tokenizer_path, ex, cache_dir};
-    eval_cache = load_tokenized_dataset(eval_spec, log);
-    eval_view = eval_cache.view();
-  } else if (config.data.eval_fraction > 0) {
-    std::tie(train_split, eval_split) = split_eval(train_cache.view(), config.data.eval_fraction,
-                                                   static_cast<uint64_t>(tc.seed));
-    if (train_split.size() == 0) throw Error("data.eval_fraction leaves no training example");
-    train_view = train_split.view();
-    eval_view = eval_split.view();
-    dataset_key += fmt::format("-eval{}", config.data.eval_fraction);
-  }
-  const bool has_eval = eval_view.num_examples > 0;
-
-  LoaderOptions lo;
-  lo.seq_len = config.data.max_len;
-  lo.batch_size = tc.micro_batch_size;
-  lo.seed = static_cast<uint64_t>(tc.seed);
-  lo.shuffle = config.data.shuffle;
-  lo.packing = config.data.packing;
-  lo.rank = dist.rank;
-  lo.world_size = dist.world_size;
-  DataLoader loader(train_view, lo, dataset_key);
-  if (ckpt) loader.restore(ckpt->state.data_cursor);
+  const TrainingData data = load_training_data(config, mc, dist, log);
+  DataLoader loader = open_train_loader(data, ckpt);
   const int64_t micro_per_epoch = loader.steps_per_epoch();
-  if (micro_per_epoch == 0) throw Error("the training data gives no batch for this rank (too few examples?)");
+  const DatasetView& train_view = data.train_view;
+  const DatasetView& eval_view = data.eval_view;
+  const bool has_eval = data.has_eval;
+  const LoaderOptions& lo = data.loader_options;
 
   // --- schedule and optimizer ---------------------------------------------------------------------
-  LrSchedule schedule;
-  schedule.type = config.schedule.type;
-  schedule.base_lr = config.optimizer.lr;
-  schedule.warmup_steps = config.schedule.warmup_steps;
-  schedule.min_lr_ratio = config.schedule.min_lr_ratio;
-  schedule.total_steps =
-      tc.max_steps > 0 ? tc.max_steps
-                       : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(
-                                                  tc.epochs * static_cast<double>(micro_per_epoch) /
-                                                  static_cast<double>(tc.grad_accum_steps))));
-  if (ckpt) schedule.total_steps = ckpt->state.schedule.value("total_steps", schedule.total_steps);
-  check_lr_schedule(schedule);
-  AdamWOptions ao;
-  ao.beta1 = config.optimizer.beta1;
-  ao.beta2 = config.optimizer.beta2;
-  ao.eps = config.optimizer.eps;
-  ao.weight_decay = config.optimizer.weight_decay;
-  ao.fused = config.optimizer.fused;
-  std::vector<std::pair<std::string, at::Tensor>> trained = master.params;
-  if (scorer.defined())
-    for (const auto& [name, t] : scorer.named_tensors())
-      if (t.requires_grad()) trained.emplace_back(name, t);
-  AdamW optimizer(trained, ao);
-  TrainerState state;
-  state.schedule = schedule_json(schedule);
-  if (ckpt) {
-    std::map<std::string, at::Tensor> opt_state;
-    for (const auto& [name, t] : ckpt->optimizer_state) opt_state[name] = t.to(device);
-    optimizer.load_state(opt_state, ckpt->optimizer_meta, (ckpt->dir / "optimizer.safetensors").string());
-    state = ckpt->state;
-    restore_rng_states(ckpt->rng);
-  }
+  const LrSchedule schedule = run_schedule(config, micro_per_epoch, ckpt);
+  const std::vector<std::pair<std::string, at::Tensor>> trained = trained_tensors(master, scorer);
+  AdamW optimizer = make_optimizer(config.optimizer, trained);
+  TrainerState state = start_state(schedule, optimizer, ckpt, device);
   std::vector<at::Tensor> params;
   for (const auto& [name, t] : trained) params.push_back(t);
   StepOptions so;
-  so.compute_dtype = compute_dtype;
+  so.compute_dtype = model.compute_dtype;
   so.activation_checkpointing = config.model.activation_checkpointing;
   so.loss_chunk_tokens = tc.loss_chunk_tokens;
 
@@ -260,7 +100,7 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   const std::string config_yaml = train_config_to_yaml(config);
   std::unique_ptr<MetricsWriter> metrics;
   if (main_rank) {
-    write_text_file_atomically(run_dir / "config.yaml", config_yaml);
+    write_run_config(run_dir, config_yaml);
     metrics = std::make_unique<MetricsWriter>(run_dir, ckpt ? ckpt->state.metrics_bytes : -1, config.logging.tensorboard);
   }
   const double flops_per_token = training_flops_per_token(mc, config.data.max_len);
@@ -281,7 +121,7 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   if (scorer.defined())
     log(fmt::format("alignment scorer ({}): L = L_sft + {} * L_infonce + {} * L_consistency (signal {}), {} pooling, "
                     "dim {}, temperature {:.4g}{}",
-                    scorer_origin, al.lambda_align, al.lambda_cons, al.signal, al.pooling, al.dim,
+                    model.scorer_origin, al.lambda_align, al.lambda_cons, al.signal, al.pooling, al.dim,
                     std::exp(-scorer.logit_scale.item<double>()), al.learn_temperature ? " (learned)" : " (fixed)"));
   log(fmt::format("data: {} training examples ({} tokens){}; {} micro-batches of {} per epoch, {} per step; {} steps",
                   train_view.num_examples, format_si(static_cast<double>(train_view.num_tokens())),
@@ -465,8 +305,8 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   outcome.step = state.step;
   outcome.steps_this_run = state.step - first_step;
   if (main_rank && config.output.export_final) {
-    outcome.final_dir = export_final(run_dir, master, generation, export_dtype(config.output.export_dtype, mc),
-                                     tokenizer_path, config.output.max_shard_bytes, scorer);
+    outcome.final_dir = export_final(run_dir, master, model.generation, export_dtype(config.output.export_dtype, mc),
+                                     data.tokenizer_path, config.output.max_shard_bytes, scorer);
     log(fmt::format("exported {}", outcome.final_dir.string()));
   }
   return outcome;
