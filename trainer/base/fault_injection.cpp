@@ -1,12 +1,20 @@
-// Kill points for tests (see fault_injection.h).
+// Kill points and NaN steps for tests (see fault_injection.h).
 #include "trainer/base/fault_injection.h"
 
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <set>
 
 namespace mt {
+
+namespace {
+
+std::mutex g_nan_mutex;
+std::set<int64_t> g_nan_steps;
+
+}  // namespace
 
 void fault_point(const std::string& name) {
   const char* env = std::getenv("MAINTUNE_FAULT_KILL_AT");
@@ -23,6 +31,31 @@ void fault_point(const std::string& name) {
   std::fprintf(stderr, "fault injection: killed at %s (hit %ld)\n", name.c_str(), nth);
   std::fflush(stderr);
   std::_Exit(137);
+}
+
+void inject_nan_loss_at_steps(const std::vector<int64_t>& steps) {
+  std::lock_guard<std::mutex> lock(g_nan_mutex);
+  g_nan_steps = std::set<int64_t>(steps.begin(), steps.end());
+}
+
+void load_nan_steps_from_env() {
+  const char* env = std::getenv("MAINTUNE_FAULT_NAN_STEPS");
+  if (env == nullptr || *env == '\0') return;
+  std::lock_guard<std::mutex> lock(g_nan_mutex);
+  std::string s = env;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t comma = s.find(',', start);
+    const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) g_nan_steps.insert(std::stoll(item));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+}
+
+bool nan_injected(int64_t step) {
+  std::lock_guard<std::mutex> lock(g_nan_mutex);
+  return g_nan_steps.count(step) > 0;
 }
 
 }  // namespace mt

@@ -3,15 +3,16 @@
 // an LR schedule, NaN/Inf step skipping, periodic evaluation, metrics, checkpoints (periodic, final,
 // and on SIGTERM/SIGINT) and exact resume, and exports final/ as a Hugging Face model directory.
 #pragma once
-#include <c10/core/Device.h>
-
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "trainer/base/fault_injection.h"  // inject_nan_loss_at_steps
 #include "trainer/config/config.h"
+#include "trainer/loop/device.h"           // resolve_device
+#include "trainer/loop/stop_signals.h"     // request_training_stop
 
 namespace mt {
 
@@ -28,15 +29,5 @@ struct TrainOutcome {
 // newest valid checkpoint of the run, or a fresh start when there is none), or a checkpoint folder.
 // Progress and messages go to stderr.
 TrainOutcome run_training(const TrainConfig& config, const std::string& resume);
-
-// model.device: "cpu", "cuda" (an mt::Error when there is none), or "auto" (cuda when available).
-at::Device resolve_device(const std::string& name);
-
-// Fault injection for tests (also read from MAINTUNE_FAULT_NAN_STEPS="3,4" at the start of a run):
-// the loss of these optimizer steps (1-based) is made NaN, as a diverging run would.
-void inject_nan_loss_at_steps(const std::vector<int64_t>& steps);
-
-// Asks a running run_training to stop after its current step (what SIGTERM/SIGINT do).
-void request_training_stop();
 
 }  // namespace mt
