@@ -13,6 +13,7 @@
 
 #include "models/atomic_file.h"
 #include "models/error.h"
+#include "models/read_file.h"
 
 namespace mt {
 namespace fs = std::filesystem;
@@ -37,18 +38,9 @@ fs::path export_final(const fs::path& run_dir, const Transformer& master, const 
     for (const std::string& f : tok_files) {
       const fs::path src = fs::is_directory(tokenizer_path) ? tok_dir / f : tokenizer_path;
       if (!fs::is_regular_file(src) || src.filename() != f) continue;
-      const std::string text = [&] {
-        std::ifstream in(src, std::ios::binary);
-        return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-      }();
-      write_text_file_atomically(tmp / f, text);
+      write_text_file_atomically(tmp / f, read_file(src, "tokenizer file"));
     }
-    fsync_directory(tmp);
-    const fs::path old = run_dir / fmt::format(".final.old-{}", ::getpid());
-    if (fs::exists(final_dir)) fs::rename(final_dir, old);
-    fs::rename(tmp, final_dir);
-    fsync_directory(run_dir);
-    fs::remove_all(old, ec);
+    publish_directory(tmp, final_dir, IfPublished::kReplace);
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(tmp, ec);
     throw Error(fmt::format("{}: export failed: {}", final_dir.string(), e.what()));
