@@ -11,6 +11,7 @@
 #include "tests/test_util.h"
 #include "trainer/config/config.h"
 #include "trainer/method/pipeline.h"
+#include "trainer/method/mutual_filter.h"
 #include "trainer/sweep/sweep.h"
 #include "trainer/sweep/sweep_report.h"
 
@@ -176,6 +177,21 @@ TEST_CASE("sweep: parse errors name the sweep file and the key", "[sweep]") {
     mt::test::require_error([&] { mt::sweep_configs(load(f), f.parent_path() / "out"); },
                             {f.string(), "setting 2", "final.models lists 'forward'"});
   }
+}
+
+TEST_CASE("sweep: every filter rule's final model and precision can be named as a metric", "[sweep]") {
+  // One list of rules (mutual_filter's): a sweep once kept its own copy, which lacked `alignment`.
+  for (const auto& rule : mt::filter_rule_names()) {
+    const fs::path f = sweep_file("sweep_rule_metrics_" + rule,
+                                  "metrics: [final." + rule + ".accuracy, final." + rule + ".heldout_nll, filter." +
+                                      rule + ".precision]\ngrid:\n  final.alpha: [0, 0.5]\n");
+    INFO(rule);
+    const mt::SweepSpec spec = mt::load_sweep_spec(f);
+    REQUIRE(spec.metrics.size() == 3);
+    REQUIRE(spec.metrics[0] == "final." + rule + ".accuracy");
+  }
+  REQUIRE(std::find(mt::filter_rule_names().begin(), mt::filter_rule_names().end(), "alignment") !=
+          mt::filter_rule_names().end());
 }
 
 TEST_CASE("sweep: grid order is the file's with the last key fastest - each list entry crossed with the grid",

@@ -25,6 +25,7 @@
 #include <variant>
 
 #include "models/read_file.h"
+#include "trainer/method/mutual_filter.h"
 #include "models/error.h"
 
 namespace mt {
@@ -409,13 +410,13 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
       key(MT_KEY(synthesis, max_new_tokens), at_least(1), "Longest instruction written.", kFixed),
       // filter
       key(MT_KEY(filter, rule),
-          one_of({"none", "forward", "reverse", "mutual", "self_curation", "alignment"}),
+          one_of(filter_rule_names()),
           "The rule whose kept pairs stage 4 outputs: none (every candidate), forward (forward likelihood of the "
           "response), reverse (reverse likelihood of the instruction), mutual (both, plus the alignment scorer with "
           "filter.alignment_weight), self_curation (the seed forward model rates each pair 1-5), alignment (the "
           "learned alignment scorer of the last forward model: needs alignment.stages to train it).",
           kFixed),
-      key(MT_KEY(filter, compare), list_of({"none", "forward", "reverse", "mutual", "self_curation", "alignment"}),
+      key(MT_KEY(filter, compare), list_of(filter_rule_names()),
           "Rules also applied to the same candidates with the same number of kept pairs as filter.rule, for the "
           "report.",
           kFixed),
@@ -447,7 +448,7 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
           "self_curation: the rating prompt; {instruction} and {response} are replaced.", kFixed),
       // final
       key("final.models", [](auto& c) -> auto& { return c.final_tuning.models; },
-          list_of({"none", "forward", "reverse", "mutual", "self_curation", "alignment"}),
+          list_of(filter_rule_names()),
           "Filter rules whose kept pairs (with the seed pairs) train a final model each (stage 5); each must be "
           "filter.rule or in filter.compare.",
           kFixed),

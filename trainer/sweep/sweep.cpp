@@ -33,6 +33,9 @@
 #include "models/atomic_file.h"
 #include "models/read_file.h"
 #include "models/error.h"
+#include "trainer/method/mutual_filter.h"
+#include "trainer/method/run_layout.h"
+#include "trainer/method/stage_record.h"
 #include "trainer/base/jsonl.h"
 #include "trainer/method/pipeline.h"
 #include "trainer/sweep/sweep_report.h"
@@ -56,7 +59,6 @@ void log(const std::string& line) {
 
 const std::vector<std::string> kTopLevelKeys = {"name", "base", "set", "grid", "list", "metrics"};
 const std::vector<std::string> kShortMetrics = {"accuracy", "heldout_nll", "precision", "kept", "seconds"};
-const std::vector<std::string> kFilterRules = {"none", "forward", "reverse", "mutual", "self_curation"};
 // Keys the sweep itself sets for every run.
 const std::vector<std::string> kSweepOwnedKeys = {"output.run_dir"};
 
@@ -153,7 +155,7 @@ std::string make_run_name(int64_t index, const std::vector<SweepValue>& values) 
 
 bool is_metric(const std::string& m) {
   if (std::find(kShortMetrics.begin(), kShortMetrics.end(), m) != kShortMetrics.end()) return true;
-  for (const auto& rule : kFilterRules)
+  for (const auto& rule : filter_rule_names())
     if (m == "final." + rule + ".accuracy" || m == "final." + rule + ".heldout_nll" || m == "filter." + rule + ".precision")
       return true;
   return false;
@@ -165,12 +167,10 @@ bool is_metric(const std::string& m) {
 
 using StageKeys = std::vector<std::pair<std::string, std::string>>;
 
-bool stage_done(const fs::path& dir) {
-  const json j = read_json_or_null(dir / "stage.json");
-  return j.is_object() && j.value("complete", false);
-}
+// One answer for "is this stage complete", the pipeline's (a damaged record is an error naming it).
+bool stage_done(const fs::path& dir) { return stage_complete(dir); }
 
-bool run_finished(const fs::path& run_dir) { return fs::exists(run_dir / "report" / "summary.json"); }
+bool run_finished(const fs::path& run_dir) { return fs::exists(run_dir / kReportDir / kReportSummaryFile); }
 
 // In a stage folder the sweep copied: the run it came from.
 constexpr const char* kCopiedFromFile = "sweep_copied_from.json";
@@ -210,7 +210,7 @@ struct Sweep {
   // stage folders hold; nullopt when it has none.
   const StageKeys* keys_of_saved_run(size_t j) {
     if (auto it = saved_keys.find(j); it != saved_keys.end()) return &it->second;
-    const fs::path saved = run_dir(j) / "pipeline.yaml";
+    const fs::path saved = run_dir(j) / kPipelineConfigFile;
     if (!fs::exists(saved)) return nullptr;
     try {
       return &(saved_keys[j] = pipeline_stage_keys(load_train_config(saved)));
@@ -279,7 +279,7 @@ json initial_record(const Sweep& sw, const std::vector<std::string>& overrides_o
 // a pipeline run that `maintune pipeline --resume` accepts once stages are copied in), or, when
 // present, must be the setting's config.
 void prepare_run_folder(Sweep& sw, size_t i) {
-  const fs::path run = sw.run_dir(i), saved = run / "pipeline.yaml";
+  const fs::path run = sw.run_dir(i), saved = run / kPipelineConfigFile;
   if (fs::exists(saved)) {
     const auto diffs = resume_incompatibilities(load_train_config(saved), sw.configs[i]);
     if (!diffs.empty())
@@ -334,7 +334,7 @@ json copy_shared_stages(Sweep& sw, size_t i) {
 // Run i starts: folder, copied stages, status "running" recorded. Returns whether it was started
 // before (a resume).
 bool start_run(Sweep& sw, size_t i) {
-  const bool resumed = fs::exists(sw.run_dir(i) / "pipeline.yaml");
+  const bool resumed = fs::exists(sw.run_dir(i) / kPipelineConfigFile);
   prepare_run_folder(sw, i);
   const json copied = copy_shared_stages(sw, i);
   json& r = sw.run(i);
@@ -392,7 +392,7 @@ std::vector<std::string> visible_gpus() {
 // run going on behind the next one.
 pid_t spawn_pipeline(const fs::path& exe, const fs::path& run, const std::string& gpu) {
   // pipeline.yaml names the run folder itself (output.run_dir).
-  const std::vector<std::string> args = {exe.string(), "pipeline", "--config", (run / "pipeline.yaml").string(), "--resume"};
+  const std::vector<std::string> args = {exe.string(), "pipeline", "--config", (run / kPipelineConfigFile).string(), "--resume"};
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e)
     if (gpu.empty() || std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env.emplace_back(*e);
@@ -843,7 +843,7 @@ std::string describe_sweep_plan(const SweepSpec& spec, const fs::path& sweep_dir
       out += "  state:      complete (skipped)\n";
       continue;
     }
-    out += fmt::format("  state:      {}\n", fs::exists(sw.run_dir(i) / "pipeline.yaml") ? "started (resumes)" : "new");
+    out += fmt::format("  state:      {}\n", fs::exists(sw.run_dir(i) / kPipelineConfigFile) ? "started (resumes)" : "new");
     std::vector<std::pair<std::string, std::string>> reuse;  // stage, from
     std::vector<std::string> has, computes;
     bool copying = true;
