@@ -12,20 +12,18 @@
 #include "models/checkpoint_dir.h"
 #include "models/generate.h"
 #include "models/safetensors.h"
+#include "tests/parity_fixtures.h"
 #include "tests/test_util.h"
 
 namespace {
 
-const char* kFamilies[] = {"llama3", "mistral", "qwen2"};
-
-at::Tensor positions_for(const at::Tensor& ids) {
-  return at::arange(ids.size(1), ids.options()).unsqueeze(0).expand_as(ids).contiguous();
-}
+using mt::test::kParityFamilies;
+using mt::test::positions_for;
 
 }  // namespace
 
 TEST_CASE("gpu: fp32 logits on CUDA within 1e-4 of transformers", "[gpu]") {
-  for (const char* family : kFamilies) {
+  for (const char* family : kParityFamilies) {
     INFO(family);
     const auto dir = mt::test::fixture(family);
     mt::LoadedModel m = mt::load_model_dir(dir, c10::Device(c10::kCUDA), at::kFloat);
@@ -40,7 +38,7 @@ TEST_CASE("gpu: fp32 logits on CUDA within 1e-4 of transformers", "[gpu]") {
 }
 
 TEST_CASE("gpu: bf16 logits on CUDA close to transformers fp32", "[gpu]") {
-  for (const char* family : kFamilies) {
+  for (const char* family : kParityFamilies) {
     INFO(family);
     const auto dir = mt::test::fixture(family);
     mt::LoadedModel m = mt::load_model_dir(dir, c10::Device(c10::kCUDA), at::kBFloat16);
@@ -60,7 +58,7 @@ TEST_CASE("gpu: bf16 logits on CUDA close to transformers fp32", "[gpu]") {
 }
 
 TEST_CASE("gpu: fp32 greedy generation on CUDA equals transformers", "[gpu]") {
-  for (const char* family : kFamilies) {
+  for (const char* family : kParityFamilies) {
     INFO(family);
     const auto dir = mt::test::fixture(family);
     mt::LoadedModel m = mt::load_model_dir(dir, c10::Device(c10::kCUDA), at::kFloat);

@@ -18,9 +18,7 @@ inline std::filesystem::path make_hf_dir(const std::string& model, const std::st
   namespace fs = std::filesystem;
   const fs::path dir = temp_dir("hf_tok");
   fs::create_symlink(fs::absolute(shared_data() / model), dir / fs::path(model).filename());
-  if (!config_dir.empty())
-    for (const auto& e : fs::directory_iterator(tokenizer_fixture("hf_dirs") / config_dir))
-      fs::copy_file(e.path(), dir / e.path().filename());
+  if (!config_dir.empty()) copy_files(tokenizer_fixture("hf_dirs") / config_dir, dir);
   return dir;
 }
 

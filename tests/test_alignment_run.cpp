@@ -8,11 +8,14 @@
 
 #include "models/safetensors.h"
 #include "trainer/engine/alignment.h"
+#include "tests/run_fixtures.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 
 namespace {
+
+using mt::test::step_lines;
 
 // Pairs whose response is a function of the instruction, for the tiny model of configs/.
 fs::path write_pairs(const fs::path& dir, int n) {
@@ -30,8 +33,7 @@ fs::path write_pairs(const fs::path& dir, int n) {
 fs::path write_config(const fs::path& dir, const std::string& alignment) {
   const fs::path data = write_pairs(dir, 64);
   const fs::path cfg = dir / "run.yaml";
-  mt::test::write_file(cfg, "model:\n  path: " + (fs::path(MT_SOURCE_DIR) / "configs" / "tiny_model").string() +
-                                "\n  init: random\n  dtype: float32\n  device: cpu\n"
+  mt::test::write_file(cfg, mt::test::tiny_model_section() +
                                 "data:\n  sources:\n    - path: " + data.string() +
                                 "\n      format: alpaca\n  template: llama3\n  max_len: 96\n  eval_fraction: 0.2\n"
                                 "optimizer:\n  lr: 0.003\n"
@@ -39,13 +41,6 @@ fs::path write_config(const fs::path& dir, const std::string& alignment) {
                                 "  checkpoint_every: 2\n  seed: 5\n"
                                 "logging:\n  progress: lines\n  log_every: 100\n  tensorboard: false\n" + alignment);
   return cfg;
-}
-
-std::vector<nlohmann::json> step_lines(const fs::path& run) {
-  std::vector<nlohmann::json> out;
-  for (const auto& j : mt::test::json_lines(mt::test::read_file(run / "metrics.jsonl")))
-    if (j.contains("loss")) out.push_back(j);
-  return out;
 }
 
 mt::test::CommandResult train(const fs::path& cfg, const fs::path& run, const std::string& extra = "") {
@@ -92,8 +87,8 @@ TEST_CASE("train with alignment terms: metrics, scorer in checkpoints and final/
                               .load(mt::kAlignmentLogitScale).item<double>()) - 0.07) > 1e-6);
 
   // Killed right after the checkpoint of step 4, then resumed: the same losses and weights.
-  auto k = mt::test::run_command("MAINTUNE_FAULT_KILL_AT=train.checkpoint:2 " + std::string(MT_MAINTUNE_EXE) +
-                                 " train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(killed));
+  auto k = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(killed),
+                                  "MAINTUNE_FAULT_KILL_AT=train.checkpoint:2");
   INFO(k.output);
   REQUIRE(k.exit_code == 137);
   REQUIRE(step_lines(killed).size() == 4);
@@ -184,12 +179,8 @@ TEST_CASE("train: alignment weights of 0 give the plain run's weights bit for bi
 TEST_CASE("pipeline: the alignment scorer feeds the mutual filter as a rule and as a component", "[alignment][pipeline]") {
   const fs::path dir = mt::test::temp_dir("align_pipeline");
   const std::string base =
-      "pipeline --config " + mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "demo.yaml") +
-      " --set demo.seed_pairs=60 --set demo.unlabeled=96 --set demo.eval_pairs=24"
-      " --set pipeline.seed_steps=24 --set rounds.steps=8 --set final.steps=16 --set training.checkpoint_every=8"
-      " --set training.micro_batch_size=8 --set pipeline.chunk_size=16 --set pipeline.batch_size=16"
-      " --set rounds.max_new_tokens=16 --set synthesis.max_new_tokens=16 --set pipeline.eval_max_new_tokens=12"
-      " --set logging.progress=none --set 'filter.compare=[none, mutual, alignment]'"
+      "pipeline --config " + mt::test::quoted(mt::test::demo_config()) + mt::test::kSmallDemoSets +
+      " --set 'filter.compare=[none, mutual, alignment]'"
       " --set filter.alignment_weight=0.5 --set 'final.models=[alignment]' --set alignment.lambda_align=0.5"
       " --set alignment.lambda_cons=0.5";
   // The scorer must be trained where the filter reads it (the last round's forward model).

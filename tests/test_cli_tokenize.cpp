@@ -3,27 +3,13 @@
 // --allow-special; bad lines exit 1 naming file:line.
 #include <nlohmann/json.hpp>
 
-#include <sstream>
-
 #include "models/tokenizer.h"
 #include "tests/shared_data.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
-
-namespace {
-
-std::vector<nlohmann::json> json_lines(const std::string& out) {
-  std::vector<nlohmann::json> lines;
-  std::istringstream in(out);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line));
-  return lines;
-}
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
-
-}  // namespace
+using mt::test::json_lines;
+using mt::test::quoted;
 
 TEST_CASE("tokenizer cli: prints the tokenizer's ids for each JSONL text line", "[cli][tokenizer]") {
   const fs::path dir = mt::test::temp_dir("cli_tok");
@@ -34,14 +20,14 @@ TEST_CASE("tokenizer cli: prints the tokenizer's ids for each JSONL text line", 
   const fs::path model = mt::test::vocab_file("llama2");
   const auto tok = mt::Tokenizer::load(model);
 
-  auto r = mt::test::run_maintune("tokenize --tokenizer " + q(model) + " --data " + q(dir / "in.jsonl"));
+  auto r = mt::test::run_maintune("tokenize --tokenizer " + quoted(model) + " --data " + quoted(dir / "in.jsonl"));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   auto lines = json_lines(r.output);
   REQUIRE(lines.size() == texts.size());
   for (size_t i = 0; i < texts.size(); ++i) CHECK(lines[i]["ids"].get<std::vector<int64_t>>() == tok.encode(texts[i]));
 
-  r = mt::test::run_maintune("tokenize --tokenizer " + q(model) + " --data " + q(dir / "in.jsonl") +
+  r = mt::test::run_maintune("tokenize --tokenizer " + quoted(model) + " --data " + quoted(dir / "in.jsonl") +
                              " --add-special --allow-special");
   REQUIRE(r.exit_code == 0);
   lines = json_lines(r.output);
@@ -58,7 +44,7 @@ TEST_CASE("tokenizer cli: prints the tokenizer's ids for each JSONL text line", 
   const fs::path hf = mt::test::temp_dir("cli_tok_hf");
   fs::create_symlink(fs::absolute(model), hf / "tokenizer.model");
   mt::test::write_file(hf / "tokenizer_config.json", R"({"add_bos_token": false, "add_eos_token": true})");
-  r = mt::test::run_maintune("tokenize --tokenizer " + q(hf) + " --data " + q(dir / "in.jsonl") + " --add-special");
+  r = mt::test::run_maintune("tokenize --tokenizer " + quoted(hf) + " --data " + quoted(dir / "in.jsonl") + " --add-special");
   REQUIRE(r.exit_code == 0);
   lines = json_lines(r.output);
   REQUIRE(lines.size() == texts.size());
@@ -82,18 +68,18 @@ TEST_CASE("tokenizer cli: bad input names the file and line", "[cli][tokenizer][
            {"{\"text\": \"ok\"}\n{\"text\": \"unterminated}\n", "in.jsonl:2: invalid JSON"},
            {"[1, 2]\n", "in.jsonl:1: expected a JSON object"}}) {
     mt::test::write_file(dir / "in.jsonl", c.data);
-    const auto r = mt::test::run_maintune("tokenize --tokenizer " + q(model) + " --data " + q(dir / "in.jsonl"));
+    const auto r = mt::test::run_maintune("tokenize --tokenizer " + quoted(model) + " --data " + quoted(dir / "in.jsonl"));
     INFO(c.data << " -> " << r.output);
     CHECK(r.exit_code == 1);
     CHECK_THAT(r.output, MT_HAS(c.expect));
   }
-  auto r = mt::test::run_maintune("tokenize --tokenizer " + q(dir / "none.model") + " --data " + q(dir / "in.jsonl"));
+  auto r = mt::test::run_maintune("tokenize --tokenizer " + quoted(dir / "none.model") + " --data " + quoted(dir / "in.jsonl"));
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.output, MT_HAS("none.model"));
-  r = mt::test::run_maintune("tokenize --data " + q(dir / "in.jsonl"));
+  r = mt::test::run_maintune("tokenize --data " + quoted(dir / "in.jsonl"));
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.output, MT_HAS("--tokenizer"));
-  r = mt::test::run_maintune("tokenize --tokenizer " + q(model) + " --data " + q(dir / "in.jsonl") + " --bos");
+  r = mt::test::run_maintune("tokenize --tokenizer " + quoted(model) + " --data " + quoted(dir / "in.jsonl") + " --bos");
   CHECK(r.exit_code == 2);
   r = mt::test::run_maintune("tokenize --help");
   CHECK(r.exit_code == 0);

@@ -18,11 +18,6 @@ std::map<std::string, at::Tensor> param_map(const mt::Transformer& m) {
   return {m.params.begin(), m.params.end()};
 }
 
-void copy_dir(const fs::path& from, const fs::path& to) {
-  fs::create_directories(to);
-  for (const auto& e : fs::directory_iterator(from)) fs::copy_file(e.path(), to / e.path().filename());
-}
-
 }  // namespace
 
 TEST_CASE("model dir: sharded load, save, reload is bit-identical and deterministic", "[model_dir]") {
@@ -126,7 +121,7 @@ TEST_CASE("model dir: checkpoints that do not fit the config are clear errors", 
 
   SECTION("missing tensor") {
     auto dir = mt::test::temp_dir("missing");
-    copy_dir(mt::test::fixture("mistral"), dir);
+    mt::test::copy_files(mt::test::fixture("mistral"), dir);
     mt::NamedTensors t(base.begin(), base.end());
     t.erase(std::remove_if(t.begin(), t.end(), [](auto& p) { return p.first == "model.layers.1.mlp.up_proj.weight"; }),
             t.end());
@@ -137,7 +132,7 @@ TEST_CASE("model dir: checkpoints that do not fit the config are clear errors", 
   }
   SECTION("wrong shape for the config") {
     auto dir = mt::test::temp_dir("shape");
-    copy_dir(mt::test::fixture("mistral"), dir);
+    mt::test::copy_files(mt::test::fixture("mistral"), dir);
     mt::NamedTensors t(base.begin(), base.end());
     for (auto& p : t)
       if (p.first == "model.norm.weight") p.second = at::ones({32});
@@ -148,7 +143,7 @@ TEST_CASE("model dir: checkpoints that do not fit the config are clear errors", 
   }
   SECTION("unexpected tensor") {
     auto dir = mt::test::temp_dir("extra");
-    copy_dir(mt::test::fixture("mistral"), dir);
+    mt::test::copy_files(mt::test::fixture("mistral"), dir);
     mt::NamedTensors t(base.begin(), base.end());
     t.emplace_back("model.layers.2.input_layernorm.weight", at::ones({64}));
     mt::write_safetensors(dir / "model.safetensors", t);
@@ -158,7 +153,7 @@ TEST_CASE("model dir: checkpoints that do not fit the config are clear errors", 
   }
   SECTION("unknown model_type") {
     auto dir = mt::test::temp_dir("mtype");
-    copy_dir(mt::test::fixture("mistral"), dir);
+    mt::test::copy_files(mt::test::fixture("mistral"), dir);
     auto cfg = mt::read_json_file(dir / "config.json");
     cfg["model_type"] = "falcon";
     mt::test::write_file(dir / "config.json", cfg.dump());

@@ -12,15 +12,13 @@
 #include "models/generate.h"
 #include "models/safetensors.h"
 #include "models/score.h"
+#include "tests/parity_fixtures.h"
 #include "tests/test_util.h"
 
 namespace {
 
-const char* kFamilies[] = {"llama3", "mistral", "qwen2"};
-
-at::Tensor positions_for(const at::Tensor& ids) {
-  return at::arange(ids.size(1), at::kLong).unsqueeze(0).expand_as(ids).contiguous();
-}
+using mt::test::kParityFamilies;
+using mt::test::positions_for;
 
 // A fixture model in fp32 on CPU with its transformers outputs (expected.safetensors).
 struct Golden {
@@ -38,7 +36,7 @@ struct Golden {
 }  // namespace
 
 TEST_CASE("parity: fp32 logits on CPU within 1e-4 of transformers", "[parity]") {
-  for (const char* family : kFamilies) {
+  for (const char* family : kParityFamilies) {
     INFO("fixture " << family);
     Golden g(family);
     const mt::LoadedModel& m = g.loaded;
@@ -54,7 +52,7 @@ TEST_CASE("parity: fp32 logits on CPU within 1e-4 of transformers", "[parity]") 
 }
 
 TEST_CASE("parity: per-token NLL equals transformers' cross entropy", "[parity]") {
-  for (const char* family : kFamilies) {
+  for (const char* family : kParityFamilies) {
     INFO("fixture " << family);
     Golden g(family);
     const mt::LoadedModel& m = g.loaded;
@@ -84,7 +82,7 @@ TEST_CASE("parity: per-token NLL equals transformers' cross entropy", "[parity]"
 }
 
 TEST_CASE("parity: greedy continuations identical to transformers, batched and alone", "[parity][generate]") {
-  for (const char* family : kFamilies) {
+  for (const char* family : kParityFamilies) {
     INFO("fixture " << family);
     const auto dir = mt::test::fixture(family);
     mt::LoadedModel m = mt::load_model_dir(dir, c10::kCPU, at::kFloat);
@@ -102,7 +100,7 @@ TEST_CASE("parity: greedy continuations identical to transformers, batched and a
 }
 
 TEST_CASE("kv cache: incremental decoding equals the full forward pass", "[parity][kv_cache]") {
-  for (const char* family : kFamilies) {
+  for (const char* family : kParityFamilies) {
     INFO("fixture " << family);
     Golden g(family);
     const mt::LoadedModel& m = g.loaded;
@@ -126,7 +124,7 @@ TEST_CASE("kv cache: incremental decoding equals the full forward pass", "[parit
 }
 
 TEST_CASE("packing: documents packed in one row give the logits they get alone", "[parity][packing]") {
-  for (const char* family : kFamilies) {  // mistral: documents longer than the sliding window
+  for (const char* family : kParityFamilies) {  // mistral: documents longer than the sliding window
     INFO("fixture " << family);
     Golden g(family);
     c10::NoGradGuard no_grad;

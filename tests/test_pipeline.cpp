@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <set>
 
+#include "tests/run_fixtures.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -13,17 +14,12 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-fs::path demo_config() { return fs::path(MT_SOURCE_DIR) / "configs" / "demo.yaml"; }
+using mt::test::demo_config;
 
-// The demo, small: a run of a few tens of seconds on 2 cores.
+// The demo, small (kSmallDemoSets), in `run_dir`.
 std::string small_demo(const fs::path& run_dir, const std::string& extra = "") {
   return "pipeline --config " + mt::test::quoted(demo_config()) + " --run-dir " + mt::test::quoted(run_dir) +
-         " --set demo.seed_pairs=60 --set demo.unlabeled=96 --set demo.eval_pairs=24"
-         " --set pipeline.seed_steps=24 --set rounds.steps=8 --set final.steps=16 --set training.checkpoint_every=8"
-         " --set training.micro_batch_size=8 --set pipeline.chunk_size=16 --set pipeline.batch_size=16"
-         " --set rounds.max_new_tokens=16 --set synthesis.max_new_tokens=16 --set pipeline.eval_max_new_tokens=12"
-         " --set logging.progress=none " +
-         extra;
+         mt::test::kSmallDemoSets + " " + extra;
 }
 
 std::vector<json> jsonl(const fs::path& file) {
@@ -125,8 +121,8 @@ TEST_CASE("pipeline: a kill in every stage, each followed by --resume, gives the
       "stage5.mutual.eval.chunk:1",    "report.done"};
   for (size_t i = 0; i < kills.size(); ++i) {
     INFO(kills[i]);
-    const auto r = mt::test::run_command("MAINTUNE_FAULT_KILL_AT='" + kills[i] + "' '" + MT_MAINTUNE_EXE + "' " +
-                                         small_demo(killed, i == 0 ? "" : "--resume"));
+    const auto r = mt::test::run_maintune(small_demo(killed, i == 0 ? "" : "--resume"),
+                                         "MAINTUNE_FAULT_KILL_AT='" + kills[i] + "'");
     INFO(r.output);
     REQUIRE(r.exit_code == 137);
     REQUIRE(r.output.find("fault injection: killed at") != std::string::npos);
@@ -176,8 +172,8 @@ TEST_CASE("pipeline: bad inputs and inconsistent configs are clear errors", "[pi
     mt::test::write_file(dir / "seed.jsonl", "{\"instruction\": \"  \", \"output\": \"x\"}\n");
     mt::test::write_file(dir / "unlabeled.jsonl", "{\"text\": \"hello there\"}\n");
     const auto r = run(base + "--run-dir " + mt::test::quoted(dir / "r") + " --set demo.enabled=false --set pipeline.checker=none"
-                       " --set model.tokenizer=" + mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "tiny_model") +
-                       " --set data.template=llama3 --set model.path=" + mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "tiny_model") +
+                       " --set model.tokenizer=" + mt::test::quoted(mt::test::tiny_model_dir()) +
+                       " --set data.template=llama3 --set model.path=" + mt::test::quoted(mt::test::tiny_model_dir()) +
                        " --set 'data.sources=[{path: " + (dir / "seed.jsonl").string() + ", format: alpaca}]'"
                        " --set 'pipeline.unlabeled=[{path: " + (dir / "unlabeled.jsonl").string() + ", format: text_jsonl, min_chars: 1}]'");
     INFO(r.output);
@@ -188,8 +184,8 @@ TEST_CASE("pipeline: bad inputs and inconsistent configs are clear errors", "[pi
     mt::test::write_file(dir / "seed.jsonl", "{\"instruction\": \"Say hi\", \"output\": \"hi\"}\n");
     mt::test::write_file(dir / "unlabeled.jsonl", "{\"text\": \"ab\"}\n{\"text\": \"  \"}\n");
     const auto r = run(base + "--run-dir " + mt::test::quoted(dir / "r") + " --set demo.enabled=false --set pipeline.checker=none"
-                       " --set model.tokenizer=" + mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "tiny_model") +
-                       " --set data.template=llama3 --set model.path=" + mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "tiny_model") +
+                       " --set model.tokenizer=" + mt::test::quoted(mt::test::tiny_model_dir()) +
+                       " --set data.template=llama3 --set model.path=" + mt::test::quoted(mt::test::tiny_model_dir()) +
                        " --set 'data.sources=[{path: " + (dir / "seed.jsonl").string() + ", format: alpaca}]'"
                        " --set 'pipeline.unlabeled=[{path: " + (dir / "unlabeled.jsonl").string() + ", format: text_jsonl, min_chars: 5}]'");
     INFO(r.output);
@@ -202,7 +198,7 @@ TEST_CASE("pipeline: bad inputs and inconsistent configs are clear errors", "[pi
     mt::test::write_file(dir / "unlabeled.jsonl", "{\"text\": \"hello there\"}\n");
     // The demo model's vocabulary is 512; the tiny BPE tokenizer's ids go to 1003.
     const auto r = run(base + "--run-dir " + mt::test::quoted(dir / "r") + " --set demo.enabled=false --set pipeline.checker=none"
-                       " --set model.tokenizer=" + mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "tiny_model") +
+                       " --set model.tokenizer=" + mt::test::quoted(mt::test::tiny_model_dir()) +
                        " --set data.template=llama3"
                        " --set 'data.sources=[{path: " + (dir / "seed.jsonl").string() + ", format: alpaca}]'"
                        " --set 'pipeline.unlabeled=[{path: " + (dir / "unlabeled.jsonl").string() + ", format: text_jsonl, min_chars: 1}]'");
@@ -233,8 +229,7 @@ TEST_CASE("pipeline: bad inputs and inconsistent configs are clear errors", "[pi
 TEST_CASE("pipeline: empty generated instructions are dropped and counted - none at all is a clear error",
           "[pipeline]") {
   const fs::path run = mt::test::temp_dir("pipeline_empty") / "run";
-  const auto r = mt::test::run_command("MAINTUNE_FAULT_EMPTY_GENERATIONS=1 '" + std::string(MT_MAINTUNE_EXE) + "' " +
-                                       small_demo(run, "--set rounds.count=1"));
+  const auto r = mt::test::run_maintune(small_demo(run, "--set rounds.count=1"), "MAINTUNE_FAULT_EMPTY_GENERATIONS=1");
   INFO(r.output);
   REQUIRE(r.exit_code == 1);
   REQUIRE(r.output.find("warning: 60 synthetic instructions and 60 synthetic responses were empty") != std::string::npos);
@@ -245,7 +240,7 @@ TEST_CASE("pipeline: empty generated instructions are dropped and counted - none
 
 TEST_CASE("pipeline: resume refuses a changed config, naming the keys", "[pipeline][resume]") {
   const fs::path run = mt::test::temp_dir("pipeline_changed") / "run";
-  auto r = mt::test::run_command("MAINTUNE_FAULT_KILL_AT=stage0.done '" + std::string(MT_MAINTUNE_EXE) + "' " + small_demo(run));
+  auto r = mt::test::run_maintune(small_demo(run), "MAINTUNE_FAULT_KILL_AT=stage0.done");
   REQUIRE(r.exit_code == 137);
   r = mt::test::run_maintune(small_demo(run, "--resume --set filter.quantile=0.3"));
   INFO(r.output);
@@ -263,7 +258,7 @@ TEST_CASE("pipeline: the same config shape on a HF model dir with its own tokeni
   const std::string args =
       "pipeline --config " + mt::test::quoted(demo_config()) + " --run-dir " + mt::test::quoted(run) +
       " --set demo.enabled=false --set pipeline.checker=none --set model.path=" +
-      mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "tiny_model") +
+      mt::test::quoted(mt::test::tiny_model_dir()) +
       " --set model.tokenizer= --set data.template=auto --set data.max_len=256"
       " --set 'data.sources=[{path: " + (data / "alpaca_seed_tasks.jsonl").string() + ", format: alpaca_seed}]'"
       " --set 'pipeline.unlabeled=[{path: " + (data / "alpaca_seed_tasks.jsonl").string() + ", format: alpaca_seed}]'"

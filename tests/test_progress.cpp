@@ -40,12 +40,6 @@ mt::ProgressStats stats(int64_t step) {
   return s;
 }
 
-size_t count(const std::string& s, const std::string& what) {
-  size_t n = 0;
-  for (size_t pos = s.find(what); pos != std::string::npos; pos = s.find(what, pos + what.size())) ++n;
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE("progress: lines mode prints every log_every steps and the last step", "[progress]") {
@@ -83,7 +77,7 @@ TEST_CASE("progress: auto mode on a file that is not a terminal prints lines", "
     CHECK_FALSE(p.is_bar());
     for (int64_t step = 1; step <= 4; ++step) p.update(stats(step));
   });
-  CHECK(count(out, "\n") == 2);
+  CHECK(mt::test::occurrences(out, "\n") == 2);
   CHECK(out.rfind("step 2/4 ", 0) == 0);
   CHECK(out.find("step 4/4 ") != std::string::npos);
 }
@@ -97,8 +91,8 @@ TEST_CASE("progress: bar mode redraws one line in place", "[progress]") {
   });
   const std::string bar37 = " 37/200 [###.................]  18% loss 2.3412 lr 1.20e-05 tok/s 51.1k ETA 2m43s";
   CHECK(out.find('\n') == std::string::npos);
-  CHECK(count(out, "\r") == 2);
-  CHECK(count(out, "\x1b[K") == 2);
+  CHECK(mt::test::occurrences(out, "\r") == 2);
+  CHECK(mt::test::occurrences(out, "\x1b[K") == 2);
   CHECK(out.size() >= bar37.size() + 4);
   CHECK(out.substr(out.size() - bar37.size() - 4) == "\r" + bar37 + "\x1b[K");
   CHECK(out.find(" 36/200 [###.................]  18% ") != std::string::npos);

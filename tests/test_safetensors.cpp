@@ -2,52 +2,24 @@
 // index, interop with Python's safetensors package in both directions, and every malformed-file
 // check (each must throw mt::Error naming the file and the offending tensor or field).
 #include <ATen/ATen.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "models/error.h"
 #include "models/safetensors.h"
-#include "test_paths.h"
-#include "tests/catch_compat.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 
-
 namespace {
 
-// std::filesystem::remove_all must not be used here: libtorch.so (2.11 wheel) exports its own copy,
-// built against a newer libstdc++, whose recursive path calls a symbol GCC 12's libstdc++ lacks
-// (a null weak reference: SIGSEGV on any non-empty directory). Remove trees by hand instead.
-void remove_tree(const fs::path& p) {
-  std::error_code ec;
-  if (fs::is_directory(fs::symlink_status(p, ec))) {
-    for (const auto& e : fs::directory_iterator(p, ec)) remove_tree(e.path());
-  }
-  fs::remove(p, ec);
-}
-
-// A fresh directory per test (ctest runs test cases as separate processes, possibly in parallel).
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("mt_st_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" + tag);
-    remove_tree(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { remove_tree(path); }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
+using mt::test::TempDir;
 
 std::string le64(uint64_t n) {
   std::string s(8, '\0');
@@ -55,22 +27,9 @@ std::string le64(uint64_t n) {
   return s;
 }
 
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // A hand-made safetensors file: 8-byte length of `header`, `header`, then `data`.
 fs::path write_raw(const fs::path& p, const std::string& header, const std::string& data) {
-  write_bytes(p, le64(header.size()) + header + data);
+  mt::test::write_file(p, le64(header.size()) + header + data);
   return p;
 }
 fs::path write_raw(const fs::path& p, const std::string& header, size_t data_bytes) {
@@ -121,7 +80,7 @@ int run_python(const TempDir& tmp, const std::string& script, const std::string&
   if (py.empty())
     FAIL("MT_PYTHON is empty: configure with -DMT_PYTHON=<python with safetensors> (scripts/build.sh does)");
   const fs::path script_path = tmp / "check.py";
-  write_bytes(script_path, script);
+  mt::test::write_file(script_path, script);
   const std::string cmd = "'" + py + "' '" + script_path.string() + "' " + args;
   return std::system(cmd.c_str());
 }
@@ -185,8 +144,8 @@ TEST_CASE("safetensors: writer is deterministic and pads the header to 8 bytes",
   const mt::NamedTensors tensors = sample_tensors();
   mt::write_safetensors(tmp / "a.safetensors", tensors);
   mt::write_safetensors(tmp / "b.safetensors", tensors);
-  const std::string a = read_bytes(tmp / "a.safetensors");
-  REQUIRE(a == read_bytes(tmp / "b.safetensors"));
+  const std::string a = mt::test::read_file(tmp / "a.safetensors");
+  REQUIRE(a == mt::test::read_file(tmp / "b.safetensors"));
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<uint8_t>(a[i])) << (8 * i);
   REQUIRE((8 + n) % 8 == 0);
@@ -243,7 +202,7 @@ TEST_CASE("safetensors: sharded write makes HF shards + index and loads back", "
   REQUIRE(mt::SafetensorsFile(expected[0]).header().tensors.size() == 2);
   REQUIRE(mt::SafetensorsFile(expected[2]).contains("big"));
 
-  const std::string index_text = read_bytes(expected[4]);
+  const std::string index_text = mt::test::read_file(expected[4]);
   REQUIRE(index_text.rfind("{\n  \"metadata\": {\n    \"total_size\": 1280\n  },\n  \"weight_map\": {\n",
                            0) == 0);
   const nlohmann::json index = nlohmann::json::parse(index_text);
@@ -294,15 +253,15 @@ TEST_CASE("safetensors: a minimal valid file with no tensors opens", "[safetenso
 
 TEST_CASE("safetensors: rejects files too short or with a bad header length", "[safetensors]") {
   TempDir tmp("bad_length");
-  write_bytes(tmp / "empty.safetensors", "");
+  mt::test::write_file(tmp / "empty.safetensors", "");
   require_bad_file(tmp / "empty.safetensors", {"0 bytes", "too short"});
-  write_bytes(tmp / "five.safetensors", "abcde");
+  mt::test::write_file(tmp / "five.safetensors", "abcde");
   require_bad_file(tmp / "five.safetensors", {"5 bytes", "too short"});
-  write_bytes(tmp / "long.safetensors", le64(100) + "{}");
+  mt::test::write_file(tmp / "long.safetensors", le64(100) + "{}");
   require_bad_file(tmp / "long.safetensors", {"header length 100", "past the end of the file"});
-  write_bytes(tmp / "huge.safetensors", le64(1ull << 63) + "{}");
+  mt::test::write_file(tmp / "huge.safetensors", le64(1ull << 63) + "{}");
   require_bad_file(tmp / "huge.safetensors", {"9223372036854775808", "exceeds the limit"});
-  write_bytes(tmp / "zero.safetensors", le64(0) + "{}");
+  mt::test::write_file(tmp / "zero.safetensors", le64(0) + "{}");
   require_bad_file(tmp / "zero.safetensors", {"header length is 0"});
   require_error([&] { open_file(tmp / "missing.safetensors"); },
                 {"missing.safetensors", "cannot open", "No such file"});
@@ -405,7 +364,7 @@ TEST_CASE("safetensors: directory loader rejects inconsistent indexes", "[safete
   auto make = [&](const std::string& name, const std::string& index_json, const mt::NamedTensors& shard) {
     const fs::path dir = tmp / name;
     fs::create_directories(dir);
-    write_bytes(dir / idx, index_json);
+    mt::test::write_file(dir / idx, index_json);
     if (!shard.empty()) mt::write_safetensors(dir / "shard.safetensors", shard);
     return dir;
   };

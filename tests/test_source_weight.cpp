@@ -19,6 +19,7 @@
 #include "trainer/data/packing.h"
 #include "trainer/loop/train.h"
 #include "trainer/engine/train_step.h"
+#include "tests/run_fixtures.h"
 #include "tests/test_util.h"
 #include "tests/tiny_model.h"
 
@@ -26,59 +27,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using mt::test::clear_grads;
+using mt::test::eight_examples;
+using mt::test::ExampleSources;
+using mt::test::grads_of;
+using mt::test::max_rel_diff;
+using mt::test::rows_of;
 using mt::test::tiny_model;
 
-// Eight examples of different lengths, prompts masked out; the odd ones come from a synthetic
-// source (targets of mask value 2) unless `all_real`.
-mt::TokenizedDataset eight_examples(bool all_real = false, bool all_synthetic = false) {
-  mt::TokenizedDataset d;
-  at::Generator gen = at::detail::createCPUGenerator(11);
-  for (int i = 0; i < 8; ++i) {
-    const int64_t len = 6 + 3 * i;
-    at::Tensor ids = at::randint(256, {len}, gen, at::kLong);
-    const bool synthetic = all_synthetic || (!all_real && i % 2 == 1);
-    mt::TokenizedExample e;
-    for (int64_t t = 0; t < len; ++t) {
-      e.ids.push_back(static_cast<uint32_t>(ids[t].item<int64_t>()));
-      e.loss_mask.push_back(t < len / 2 ? 0 : synthetic ? mt::kMaskSyntheticTarget : mt::kMaskTarget);
-    }
-    d.add(e);
-  }
-  return d;
-}
-
 bool is_synthetic_example(int64_t e) { return e % 2 == 1; }
-
-std::vector<at::Tensor> grads_of(const mt::Transformer& m) {
-  std::vector<at::Tensor> out;
-  for (const auto& [name, p] : m.params) out.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
-  return out;
-}
-
-void clear_grads(mt::Transformer& m) {
-  for (auto& [name, p] : m.params) p.mutable_grad().reset();
-}
-
-double max_rel_diff(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double scale = std::max(a[i].abs().max().item<double>(), 1e-12);
-    worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>() / scale);
-  }
-  return worst;
-}
 
 bool bit_identical(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
     if (!at::equal(a[i], b[i])) return false;
   return true;
-}
-
-std::vector<std::vector<int64_t>> rows_of(std::initializer_list<int64_t> idx) {
-  std::vector<std::vector<int64_t>> rows;
-  for (int64_t i : idx) rows.push_back({i});
-  return rows;
 }
 
 // Where a batch's targets come from synthetic examples, worked out from its doc ids and rows (not
@@ -173,7 +136,7 @@ double step_before_source_weights(const mt::Transformer& master, const std::vect
 }  // namespace
 
 TEST_CASE("source weight: alpha = 0.3 gives the gradients of the formula computed by hand", "[source_weight]") {
-  const mt::TokenizedDataset data = eight_examples();
+  const mt::TokenizedDataset data = eight_examples(ExampleSources::alternating);
   mt::Transformer m = tiny_model();
   const mt::PackedBatch b = whole_window(data);
   CHECK(at::equal(b.synthetic, synthetic_positions(b)));
@@ -195,7 +158,7 @@ TEST_CASE("source weight: alpha = 0.3 gives the gradients of the formula compute
 }
 
 TEST_CASE("source weight: micro-batches of one example give the window's gradients", "[source_weight]") {
-  const mt::TokenizedDataset data = eight_examples();
+  const mt::TokenizedDataset data = eight_examples(ExampleSources::alternating);
   mt::Transformer m = tiny_model();
   const mt::PackedBatch big = whole_window(data);
   const mt::SourceWeights w = weights_for(0.3, big);
@@ -224,7 +187,7 @@ TEST_CASE("source weight: micro-batches of one example give the window's gradien
 }
 
 TEST_CASE("source weight: alpha = 1 ignores real targets, alpha = 0 synthetic ones", "[source_weight]") {
-  const mt::TokenizedDataset data = eight_examples();
+  const mt::TokenizedDataset data = eight_examples(ExampleSources::alternating);
   mt::Transformer m = tiny_model();
   const mt::PackedBatch b = whole_window(data);
   for (const double alpha : {1.0, 0.0}) {
@@ -246,7 +209,7 @@ TEST_CASE("source weight: alpha = 1 ignores real targets, alpha = 0 synthetic on
 TEST_CASE("source weight: a window of one kind only is the plain token mean", "[source_weight]") {
   for (const bool synthetic : {false, true}) {
     INFO((synthetic ? "only synthetic targets" : "only real targets"));
-    const mt::TokenizedDataset data = eight_examples(!synthetic, synthetic);
+    const mt::TokenizedDataset data = eight_examples(synthetic ? ExampleSources::synthetic : ExampleSources::real);
     mt::Transformer m = tiny_model();
     const mt::PackedBatch b = whole_window(data);
     REQUIRE(b.synthetic_target_tokens == (synthetic ? b.target_tokens : 0));
@@ -261,7 +224,7 @@ TEST_CASE("source weight: a window of one kind only is the plain token mean", "[
 }
 
 TEST_CASE("source weight: alpha -1 is bit-identical to the step without source weights", "[source_weight]") {
-  const mt::TokenizedDataset mixed = eight_examples(), real = eight_examples(true);
+  const mt::TokenizedDataset mixed = eight_examples(ExampleSources::alternating), real = eight_examples();
   mt::Transformer m = tiny_model();
   const mt::PackedBatch b_mixed = whole_window(mixed), b_real = whole_window(real);
   REQUIRE(at::equal(b_mixed.targets, b_real.targets));  // mask 2 is a target like 1
@@ -339,30 +302,16 @@ TEST_CASE("source weight: config range of training.synthetic_weight and the synt
 
 namespace {
 
-fs::path write_pairs(const fs::path& file, const std::vector<std::string>& words, const std::string& style, int n) {
-  std::string text;
-  for (int i = 0; i < n; ++i) {
-    const std::string& w = words[static_cast<size_t>(i) % words.size()];
-    const std::string rev(w.rbegin(), w.rend());
-    text += nlohmann::json({{"instruction", "Reverse the word " + w + " number " + std::to_string(i)},
-                            {"input", ""},
-                            {"output", style + rev + "."}})
-                .dump() +
-            "\n";
-  }
-  mt::test::write_file(file, text);
-  return file;
-}
+using mt::test::write_reverse_pairs;
 
 // A short run of the tiny model on a real and a generated source; returns metrics.jsonl's step lines.
 std::vector<nlohmann::json> run_two_sources(const fs::path& dir, const std::string& name, bool mark_synthetic,
                                             double alpha) {
-  const fs::path real = write_pairs(dir / "real.jsonl", {"apple", "river", "stone", "cloud"}, "The reversed word is ", 24);
-  const fs::path gen = write_pairs(dir / "gen.jsonl", {"maple", "tiger", "lemon", "piano"}, "Reversed: ", 24);
+  const fs::path real = write_reverse_pairs(dir / "real.jsonl", {"apple", "river", "stone", "cloud"}, "The reversed word is ", 24);
+  const fs::path gen = write_reverse_pairs(dir / "gen.jsonl", {"maple", "tiger", "lemon", "piano"}, "Reversed: ", 24);
   const fs::path cfg = dir / (name + ".yaml");
   mt::test::write_file(
-      cfg, "model:\n  path: " + (fs::path(MT_SOURCE_DIR) / "configs" / "tiny_model").string() +
-               "\n  init: random\n  dtype: float32\n  device: cpu\n"
+      cfg, mt::test::tiny_model_section() +
                "data:\n  sources:\n    - path: " + real.string() + "\n      format: alpaca\n    - path: " + gen.string() +
                "\n      format: alpaca\n      synthetic: " + (mark_synthetic ? "true" : "false") +
                "\n  template: llama3\n  max_len: 96\n"
@@ -372,10 +321,7 @@ std::vector<nlohmann::json> run_two_sources(const fs::path& dir, const std::stri
                "output:\n  run_dir: " + (dir / name).string() + "\n  export: false\n"
                "logging:\n  progress: none\n  tensorboard: false\n");
   mt::run_training(mt::load_train_config(cfg), "");
-  std::vector<nlohmann::json> steps;
-  for (const auto& j : mt::test::json_lines(mt::test::read_file(dir / name / "metrics.jsonl")))
-    if (j.contains("loss")) steps.push_back(j);
-  return steps;
+  return mt::test::step_lines(dir / name);
 }
 
 }  // namespace

@@ -293,12 +293,6 @@ void check_nice_cover(const std::vector<double>& ticks, double lo, double hi, do
   CHECK(ticks.back() >= hi - 1e-9 * step);
 }
 
-size_t count(const std::string& s, const std::string& what) {
-  size_t n = 0;
-  for (size_t pos = s.find(what); pos != std::string::npos; pos = s.find(what, pos + what.size())) ++n;
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE("svg_plot: the XML checker refuses broken documents", "[svg_plot]") {
@@ -394,8 +388,8 @@ TEST_CASE("svg_plot: hostile labels are escaped everywhere", "[svg_plot]") {
   for (const std::string& doc : {mt::svg_histogram(series, options), mt::svg_line_chart(series, options)}) {
     const std::vector<Element> all = read_svg(doc);
     CHECK(doc.find("<script") == std::string::npos);
-    CHECK(count(doc, "</svg>") == 1);
-    CHECK(count(doc, escaped) >= 5);  // <title>, title line, both axis labels, legend
+    CHECK(mt::test::occurrences(doc, "</svg>") == 1);
+    CHECK(mt::test::occurrences(doc, escaped) >= 5);  // <title>, title line, both axis labels, legend
     CHECK(unescape(with_class(all, "title").front().text) == hostile);
     CHECK(unescape(with_class(all, "y-label").front().text) == hostile);
     CHECK(unescape(with_class(all, "legend-label")[1].text).rfind("a & b < c", 0) == 0);

@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "tests/run_fixtures.h"
 #include "tests/test_util.h"
 #include "trainer/config/config.h"
 #include "trainer/method/pipeline.h"
@@ -20,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-fs::path demo_config() { return fs::path(MT_SOURCE_DIR) / "configs" / "demo.yaml"; }
+using mt::test::demo_config;
 
 // A sweep file in a fresh folder; `body` follows a `base:` line naming the demo config.
 fs::path sweep_file(const std::string& tag, const std::string& body) {
@@ -77,7 +78,7 @@ std::string sweep_cmd(const fs::path& file, const fs::path& dir, const std::stri
 // `maintune ARGS` with one intra-op thread (children of --jobs inherit it): the same results, and on
 // a 2-core machine shared with other test processes about 10x faster than spinning thread pools.
 mt::test::CommandResult run_sweep(const std::string& args, const std::string& env = "") {
-  return mt::test::run_command("OMP_NUM_THREADS=1 " + env + " '" + std::string(MT_MAINTUNE_EXE) + "' " + args);
+  return mt::test::run_maintune(args, "OMP_NUM_THREADS=1 " + env);
 }
 
 // summary.csv without its seconds column (the last), which differs between runs.

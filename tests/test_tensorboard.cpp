@@ -24,20 +24,7 @@ using mt::test::require_error;
 
 namespace {
 
-// Removes a directory tree by hand (see test_safetensors.cpp on why not fs::remove_all).
-void remove_tree(const fs::path& p) {
-  std::error_code ec;
-  if (fs::is_directory(fs::symlink_status(p, ec)))
-    for (const auto& e : fs::directory_iterator(p, ec)) remove_tree(e.path());
-  fs::remove(p, ec);
-}
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) : path(mt::test::temp_dir("tb_" + tag)) {}
-  ~TempDir() { remove_tree(path); }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
+using mt::test::TempDir;
 
 struct Scalar {
   std::string tag;

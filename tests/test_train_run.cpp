@@ -16,38 +16,23 @@
 #include "models/checkpoint_dir.h"
 #include "models/safetensors.h"
 #include "trainer/report/tensorboard.h"
+#include "tests/run_fixtures.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-// A small instruction set generated here: responses are functions of the instructions, so the
-// tiny model has something to learn within a few steps.
-fs::path write_dataset(const fs::path& dir, int n) {
-  const fs::path file = dir / "pairs.jsonl";
-  std::string text;
-  const char* words[] = {"apple", "river", "stone", "cloud", "maple", "tiger", "lemon", "piano"};
-  for (int i = 0; i < n; ++i) {
-    const std::string w = words[i % 8];
-    const std::string rev(w.rbegin(), w.rend());
-    text += nlohmann::json({{"instruction", "Reverse the word " + w + " number " + std::to_string(i)},
-                            {"input", ""},
-                            {"output", "The reversed word is " + rev + "."}})
-                .dump() +
-            "\n";
-  }
-  mt::test::write_file(file, text);
-  return file;
-}
+using mt::test::step_lines;
 
 // A config for the tiny model of configs/ on the generated data; `extra` (whole top-level
 // sections) is appended.
 fs::path write_config(const fs::path& dir, const std::string& extra = "") {
-  const fs::path data = write_dataset(dir, 96);
+  const fs::path data =
+      mt::test::write_reverse_pairs(dir / "pairs.jsonl", {"apple", "river", "stone", "cloud", "maple", "tiger", "lemon", "piano"},
+                                    "The reversed word is ", 96);
   const fs::path cfg = dir / "run.yaml";
-  mt::test::write_file(cfg, "model:\n  path: " + (fs::path(MT_SOURCE_DIR) / "configs" / "tiny_model").string() +
-                                "\n  init: random\n  dtype: float32\n  device: cpu\n"
+  mt::test::write_file(cfg, mt::test::tiny_model_section() +
                                 "data:\n  sources:\n    - path: " + data.string() +
                                 "\n      format: alpaca\n  template: llama3\n  max_len: 96\n"
                                 "optimizer:\n  lr: 0.003\n"
@@ -56,13 +41,6 @@ fs::path write_config(const fs::path& dir, const std::string& extra = "") {
                                 "  checkpoint_every: 2\n  seed: 5\n"
                                 "logging:\n  progress: lines\n  log_every: 4\n" + extra);
   return cfg;
-}
-
-std::vector<nlohmann::json> step_lines(const fs::path& run) {
-  std::vector<nlohmann::json> out;
-  for (const auto& j : mt::test::json_lines(mt::test::read_file(run / "metrics.jsonl")))
-    if (j.contains("loss")) out.push_back(j);
-  return out;
 }
 
 int64_t count_lines(const fs::path& file) {
@@ -77,7 +55,7 @@ pid_t start_maintune(const std::string& args, const fs::path& pid_file, const fs
                           " 2>&1 & echo $! > " + pid_file.string() + "; wait $!; echo $? > " + rc_file.string() +
                           "' >/dev/null 2>&1 &";
   REQUIRE(std::system(cmd.c_str()) == 0);
-  for (int i = 0; i < 2000 && mt::test::read_file(pid_file).empty(); ++i)
+  for (int i = 0; i < 2000 && mt::test::read_file_if_exists(pid_file).empty(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   return static_cast<pid_t>(std::stol(mt::test::read_file(pid_file)));
 }
@@ -92,7 +70,7 @@ void wait_for_lines(const fs::path& file, int64_t n, int timeout_s = 300) {
 
 void wait_for_file(const fs::path& file, int timeout_s = 300) {
   const auto t0 = std::chrono::steady_clock::now();
-  while (mt::test::read_file(file).empty()) {
+  while (mt::test::read_file_if_exists(file).empty()) {
     REQUIRE(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(timeout_s));
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -264,8 +242,7 @@ TEST_CASE("train: NaN losses are skipped and counted - too many in a row stop th
   const fs::path dir = mt::test::temp_dir("train_nan");
   const fs::path cfg = write_config(dir);
   const std::string base = "train --config " + mt::test::quoted(cfg) + " --set training.max_steps=6";
-  auto r = mt::test::run_command("MAINTUNE_FAULT_NAN_STEPS=3 '" + std::string(MT_MAINTUNE_EXE) + "' " + base +
-                                 " --run-dir " + mt::test::quoted(dir / "one"));
+  auto r = mt::test::run_maintune(base + " --run-dir " + mt::test::quoted(dir / "one"), "MAINTUNE_FAULT_NAN_STEPS=3");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const auto steps = step_lines(dir / "one");
@@ -275,9 +252,9 @@ TEST_CASE("train: NaN losses are skipped and counted - too many in a row stop th
   CHECK(steps[5]["skipped_steps"] == 1);
   CHECK(r.output.find("update skipped") != std::string::npos);
 
-  auto stop = mt::test::run_command("MAINTUNE_FAULT_NAN_STEPS=2,3,4 '" + std::string(MT_MAINTUNE_EXE) + "' " + base +
-                                    " --set training.max_consecutive_nonfinite=3 --run-dir " +
-                                    mt::test::quoted(dir / "three"));
+  auto stop = mt::test::run_maintune(
+      base + " --set training.max_consecutive_nonfinite=3 --run-dir " + mt::test::quoted(dir / "three"),
+      "MAINTUNE_FAULT_NAN_STEPS=2,3,4");
   INFO(stop.output);
   CHECK(stop.exit_code == 1);
   CHECK(stop.output.find("3 steps in a row had a non-finite loss") != std::string::npos);

@@ -17,49 +17,12 @@
 
 namespace {
 
+using mt::test::clear_grads;
+using mt::test::eight_examples;
+using mt::test::grads_of;
+using mt::test::max_rel_diff;
+using mt::test::rows_of;
 using mt::test::tiny_model;
-
-// Eight examples of different lengths with prompt tokens masked out.
-mt::TokenizedDataset eight_examples() {
-  mt::TokenizedDataset d;
-  at::Generator gen = at::detail::createCPUGenerator(11);
-  for (int i = 0; i < 8; ++i) {
-    const int64_t len = 6 + 3 * i;
-    at::Tensor ids = at::randint(256, {len}, gen, at::kLong);
-    mt::TokenizedExample e;
-    for (int64_t t = 0; t < len; ++t) {
-      e.ids.push_back(static_cast<uint32_t>(ids[t].item<int64_t>()));
-      e.loss_mask.push_back(t >= len / 2 ? 1 : 0);
-    }
-    d.add(e);
-  }
-  return d;
-}
-
-std::vector<at::Tensor> grads_of(const mt::Transformer& m) {
-  std::vector<at::Tensor> out;
-  for (const auto& [name, p] : m.params) out.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
-  return out;
-}
-
-void clear_grads(mt::Transformer& m) {
-  for (auto& [name, p] : m.params) p.mutable_grad().reset();
-}
-
-double max_rel_diff(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double scale = std::max(a[i].abs().max().item<double>(), 1e-12);
-    worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>() / scale);
-  }
-  return worst;
-}
-
-std::vector<std::vector<int64_t>> rows_of(std::initializer_list<int64_t> idx) {
-  std::vector<std::vector<int64_t>> rows;
-  for (int64_t i : idx) rows.push_back({i});
-  return rows;
-}
 
 }  // namespace
 

@@ -1,5 +1,6 @@
-// Helpers shared by the tests: fixture paths, fresh temp dirs, running the maintune binary, and a
-// "throws mt::Error whose message contains X" check that works on Catch2 v2 and v3.
+// Helpers shared by the tests: fixture paths, fresh temp dirs (and removing them), reading and
+// writing files, running the maintune binary, reading JSON lines, and a "throws mt::Error whose
+// message contains X" check that works on Catch2 v2 and v3.
 #pragma once
 #include <array>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include <string>
 
 #include "models/error.h"
+#include "models/read_file.h"
 #include "test_paths.h"
 #include "tests/catch_compat.h"
 
@@ -48,14 +50,46 @@ inline std::filesystem::path temp_dir(const std::string& tag) {
   return dir;
 }
 
-inline void write_file(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << text;
+// Removes a directory tree by hand. std::filesystem::remove_all must not be used here: libtorch.so
+// (2.11 wheel) exports its own copy, built against a newer libstdc++, whose recursive path calls a
+// symbol GCC 12's libstdc++ lacks (a null weak reference: SIGSEGV on any non-empty directory).
+inline void remove_tree(const std::filesystem::path& p) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(std::filesystem::symlink_status(p, ec)))
+    for (const auto& e : std::filesystem::directory_iterator(p, ec)) remove_tree(e.path());
+  std::filesystem::remove(p, ec);
 }
 
-inline std::string read_file(const std::filesystem::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+// A fresh temp_dir, removed with everything in it when the test's scope ends.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& tag) : path(temp_dir(tag)) {}
+  ~TempDir() { remove_tree(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::filesystem::path operator/(const std::string& name) const { return path / name; }
+};
+
+// Writes `text` as the whole of `path`; the test stops if that fails.
+inline void write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(text.data(), static_cast<std::streamsize>(text.size()));
+  REQUIRE(f.good());
+}
+
+// The bytes of a file (models/read_file.h: a missing or unreadable file is an mt::Error).
+using mt::read_file;
+
+// The bytes of a file, or "" while it does not exist yet (for polling a file another process writes).
+inline std::string read_file_if_exists(const std::filesystem::path& path) {
+  return std::filesystem::exists(path) ? read_file(path) : std::string();
+}
+
+// Copies the files directly in `from` into `to` (created if missing).
+inline void copy_files(const std::filesystem::path& from, const std::filesystem::path& to) {
+  std::filesystem::create_directories(to);
+  for (const auto& e : std::filesystem::directory_iterator(from))
+    std::filesystem::copy_file(e.path(), to / e.path().filename());
 }
 
 inline nlohmann::json read_json(const std::filesystem::path& path) { return nlohmann::json::parse(read_file(path)); }
@@ -78,8 +112,9 @@ inline CommandResult run_command(const std::string& cmd) {
   return r;
 }
 
-inline CommandResult run_maintune(const std::string& args) {
-  return run_command(std::string("'") + MT_MAINTUNE_EXE + "' " + args);
+// `maintune ARGS`; `env` ("NAME=value ...", "" = none) is set for this command only.
+inline CommandResult run_maintune(const std::string& args, const std::string& env = "") {
+  return run_command((env.empty() ? "" : env + " ") + "'" + MT_MAINTUNE_EXE + "' " + args);
 }
 
 // The JSON objects among a command's output lines (other lines, e.g. logs, are ignored).
@@ -94,6 +129,13 @@ inline std::vector<nlohmann::json> json_lines(const std::string& out) {
 
 // A path single-quoted for the shell.
 inline std::string quoted(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+
+// How many times `what` occurs in `text`, not overlapping.
+inline size_t occurrences(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + what.size())) ++n;
+  return n;
+}
 
 // Runs fn, requiring it to throw mt::Error whose message contains every one of `parts`.
 template <typename Fn>

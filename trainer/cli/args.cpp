@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <iostream>
 
 namespace mt::cli {
 
@@ -111,6 +112,14 @@ std::string format_help(const std::string& usage, const std::vector<OptionSpec>&
   }
   out += fmt::format("{:<28} {}\n", "  -h, --help", "show this help");
   return out;
+}
+
+std::optional<Args> parse_command_line(int argc, char** argv, const std::vector<OptionSpec>& spec,
+                                       const std::string& usage) {
+  Args args = parse_args(argc, argv, spec);
+  if (!args.help) return args;
+  std::cout << format_help(usage, spec);
+  return std::nullopt;
 }
 
 }  // namespace mt::cli

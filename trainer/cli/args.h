@@ -1,10 +1,12 @@
 // A small command-line option parser for the subcommands: `--name value` and `--flag`, every
-// option declared up front so a typo is an error rather than silently ignored.
+// option declared up front so a typo is an error rather than silently ignored; and the prologue
+// every subcommand starts with (parse, or print the help).
 #pragma once
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -38,5 +40,11 @@ struct UsageError : std::runtime_error {
 
 Args parse_args(int argc, char** argv, const std::vector<OptionSpec>& spec);
 std::string format_help(const std::string& usage, const std::vector<OptionSpec>& spec);
+
+// Every subcommand's prologue: parses argv against `spec` (misuse throws UsageError); after -h or
+// --help prints the help (`usage`, then the options) to stdout and returns nullopt: the command
+// then returns 0.
+std::optional<Args> parse_command_line(int argc, char** argv, const std::vector<OptionSpec>& spec,
+                                       const std::string& usage);
 
 }  // namespace mt::cli

@@ -22,12 +22,10 @@ int cmd_bench(int argc, char** argv) {
       {"loss-chunk-tokens", true, "rows per chunk of the linear + cross-entropy", "4096"},
       {"seed", true, "random weights and tokens", "0"},
   };
-  const Args args = parse_args(argc, argv, spec);
-  if (args.help) {
-    std::cout << format_help("usage: maintune bench [--shape NAME] [--batch B] [--seq S] [--steps N] [--device cuda|cpu]",
-                             spec);
-    return 0;
-  }
+  const auto parsed = parse_command_line(
+      argc, argv, spec, "usage: maintune bench [--shape NAME] [--batch B] [--seq S] [--steps N] [--device cuda|cpu]");
+  if (!parsed) return 0;
+  const Args& args = *parsed;
   BenchOptions o;
   o.shape = args.get("shape", "llama3-1b");
   o.batch = args.get_int("batch", 8);

@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "models/checkpoint_dir.h"
-#include "trainer/config/config.h"
 #include "trainer/cli/args.h"
 
 namespace mt::cli {
@@ -28,8 +27,5 @@ LoadedModel load_model_from_args(const Args& args);
 // `allow_empty`. Errors start with `where` ("FILE:LINE") and name `field`.
 void check_token_ids(const std::vector<int64_t>& ids, const ModelConfig& config, const std::string& where,
                      const char* field, bool allow_empty);
-
-// The run config of train-like commands: --config FILE, --set overrides, --run-dir.
-TrainConfig train_config_from_args(const Args& args);
 
 }  // namespace mt::cli

@@ -8,15 +8,13 @@
 #include "models/error.h"
 #include "models/generate.h"
 #include "trainer/cli/commands.h"
-#include "trainer/cli/text_options.h"
+#include "trainer/cli/input_command.h"
 #include "trainer/base/jsonl.h"
 
 namespace mt::cli {
 
 int cmd_generate(int argc, char** argv) {
-  std::vector<OptionSpec> spec = model_options();
-  for (auto& o : text_options()) spec.push_back(o);
-  spec.insert(spec.end(), {
+  const std::vector<OptionSpec> spec = input_command_options({
       {"data", true, "JSONL file: {\"prompt_ids\": [...]}, {\"prompt\": text} or {\"instruction\": text} per line", ""},
       {"max-new-tokens", true, "tokens to generate at most per prompt", "generation_config.json, else 32"},
       {"sample", false, "sample instead of greedy decoding", ""},
@@ -27,19 +25,14 @@ int cmd_generate(int argc, char** argv) {
       {"stop-ids", true, "comma-separated stop token ids, or none", "the model's eos_token_id"},
       {"batch-size", true, "prompts decoded together", "8"},
   });
-  const Args args = parse_args(argc, argv, spec);
-  if (args.help) {
-    std::cout << format_help("usage: maintune generate --model DIR --data FILE [options]", spec);
-    return 0;
-  }
-  args.require("model");
-  const std::string data = args.require("data");
-  const int64_t batch = args.get_int("batch-size", 8);
-  if (batch <= 0) throw UsageError("--batch-size must be positive");
-  InputRecords in = read_input_records(args, data);
-  const auto& records = in.records;
-  const auto& where = in.where;
-  const TextSetup& text = in.text;
+  const auto parsed = parse_command_line(argc, argv, spec, "usage: maintune generate --model DIR --data FILE [options]");
+  if (!parsed) return 0;
+  const Args& args = *parsed;
+  const CommandInputs inputs = read_command_inputs(args);
+  const int64_t batch = inputs.batch_size;
+  const auto& records = inputs.in.records;
+  const auto& where = inputs.in.where;
+  const TextSetup& text = inputs.in.text;
   std::vector<std::vector<int64_t>> prompts;
   for (size_t i = 0; i < records.size(); ++i)
     prompts.push_back(generation_prompt_from_json(records[i], text.context, where[i]));

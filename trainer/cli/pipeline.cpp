@@ -6,24 +6,21 @@
 #include <iostream>
 
 #include "trainer/cli/commands.h"
+#include "trainer/cli/run_config_options.h"
 #include "trainer/method/pipeline.h"
 
 namespace mt::cli {
 
 int cmd_pipeline(int argc, char** argv) {
-  const std::vector<OptionSpec> spec = {
-      {"config", true, "YAML pipeline config (see configs/demo.yaml and 'maintune config --schema')", ""},
-      {"set", true, "override a config key, e.g. --set rounds.count=0 (repeatable)", ""},
-      {"run-dir", true, "run directory (overrides output.run_dir)", ""},
-      {"resume", false, "continue the run in the run directory at its first unfinished stage", ""},
-  };
-  const Args args = parse_args(argc, argv, spec);
-  if (args.help) {
-    std::cout << format_help("usage: maintune pipeline --config FILE [--set key=value]... [--run-dir DIR] [--resume]", spec);
-    return 0;
-  }
-  if (!args.has("config") && args.get_all("set").empty())
-    throw UsageError("--config is required (or give every key with --set)");
+  std::vector<OptionSpec> spec =
+      run_config_options("YAML pipeline config (see configs/demo.yaml and 'maintune config --schema')",
+                         "override a config key, e.g. --set rounds.count=0 (repeatable)");
+  spec.push_back({"resume", false, "continue the run in the run directory at its first unfinished stage", ""});
+  const auto parsed =
+      parse_command_line(argc, argv, spec, "usage: maintune pipeline --config FILE [--set key=value]... [--run-dir DIR] [--resume]");
+  if (!parsed) return 0;
+  const Args& args = *parsed;
+  require_config_or_set(args);
   const TrainConfig config = train_config_from_args(args);
   const PipelineOutcome out = run_pipeline(config, args.has("resume"));
   if (!out.complete) {

@@ -12,32 +12,25 @@
 #include "models/score.h"
 #include "trainer/engine/alignment.h"
 #include "trainer/cli/commands.h"
-#include "trainer/cli/text_options.h"
+#include "trainer/cli/input_command.h"
 #include "trainer/base/jsonl.h"
 
 namespace mt::cli {
 
 int cmd_score(int argc, char** argv) {
-  std::vector<OptionSpec> spec = model_options();
-  for (auto& o : text_options()) spec.push_back(o);
-  spec.insert(spec.end(), {
+  const std::vector<OptionSpec> spec = input_command_options({
       {"data", true, "JSONL file: prompt_ids/target_ids, prompt/target or instruction/response per line", ""},
       {"batch-size", true, "lines scored together", "8"},
       {"alignment", false, "also print alignment_score: the alignment scorer's cosine / temperature of prompt and target", ""},
   });
-  const Args args = parse_args(argc, argv, spec);
-  if (args.help) {
-    std::cout << format_help("usage: maintune score --model DIR --data FILE [options]", spec);
-    return 0;
-  }
-  args.require("model");
-  const std::string data = args.require("data");
-  const int64_t batch = args.get_int("batch-size", 8);
-  if (batch <= 0) throw UsageError("--batch-size must be positive");
-  InputRecords in = read_input_records(args, data);
-  const auto& records = in.records;
-  const auto& where = in.where;
-  const TextSetup& text = in.text;
+  const auto parsed = parse_command_line(argc, argv, spec, "usage: maintune score --model DIR --data FILE [options]");
+  if (!parsed) return 0;
+  const Args& args = *parsed;
+  const CommandInputs inputs = read_command_inputs(args);
+  const int64_t batch = inputs.batch_size;
+  const auto& records = inputs.in.records;
+  const auto& where = inputs.in.where;
+  const TextSetup& text = inputs.in.text;
   std::vector<ScoreRequest> requests;
   for (size_t i = 0; i < records.size(); ++i) {
     auto [prompt, target] = score_pair_from_json(records[i], text.context, where[i]);

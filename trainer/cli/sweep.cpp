@@ -19,11 +19,9 @@ int cmd_sweep(int argc, char** argv) {
       {"jobs", true, "settings run at once as child processes, one GPU each when there are GPUs", "1"},
       {"dry-run", false, "print each setting, its run folder and the stages it would reuse, and run nothing", ""},
   };
-  const Args args = parse_args(argc, argv, spec);
-  if (args.help) {
-    std::cout << format_help("usage: maintune sweep --config SWEEP.yaml --run-dir DIR [--jobs N] [--dry-run]", spec);
-    return 0;
-  }
+  const auto parsed = parse_command_line(argc, argv, spec, "usage: maintune sweep --config SWEEP.yaml --run-dir DIR [--jobs N] [--dry-run]");
+  if (!parsed) return 0;
+  const Args& args = *parsed;
   const std::string file = args.require("config");
   const std::string run_dir = args.require("run-dir");
   const int64_t jobs = args.get_int("jobs", 1);

@@ -19,11 +19,9 @@ int cmd_tokenize(int argc, char** argv) {
       {"add-special", false, "add BOS/EOS as the tokenizer's config says (add_bos_token/add_eos_token; default BOS)", ""},
       {"allow-special", false, "recognize special-token text (\"<|eot_id|>\", \"</s>\") in the input", ""},
   };
-  const Args args = parse_args(argc, argv, spec);
-  if (args.help) {
-    std::cout << format_help("usage: maintune tokenize --tokenizer DIR_OR_FILE --data FILE [options]", spec);
-    return 0;
-  }
+  const auto parsed = parse_command_line(argc, argv, spec, "usage: maintune tokenize --tokenizer DIR_OR_FILE --data FILE [options]");
+  if (!parsed) return 0;
+  const Args& args = *parsed;
   const std::string tok_path = args.require("tokenizer");
   const std::string data = args.require("data");
   const bool add_special = args.has("add-special"), allow_special = args.has("allow-special");

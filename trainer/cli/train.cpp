@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "trainer/cli/commands.h"
+#include "trainer/cli/run_config_options.h"
 #include "trainer/config/config.h"
 #include "trainer/loop/train.h"
 
@@ -13,31 +14,23 @@ namespace mt::cli {
 
 namespace {
 
-const std::vector<OptionSpec> kTrainOptions = {
-    {"config", true, "YAML run config (see 'maintune config --schema')", ""},
-    {"set", true, "override a config key, e.g. --set training.max_steps=100 (repeatable)", ""},
-    {"run-dir", true, "run directory (overrides output.run_dir)", ""},
-    {"resume", true, "auto (newest valid checkpoint of the run, if any) or a checkpoint folder", ""},
-};
+std::vector<OptionSpec> train_options() {
+  std::vector<OptionSpec> spec =
+      run_config_options("YAML run config (see 'maintune config --schema')",
+                         "override a config key, e.g. --set training.max_steps=100 (repeatable)");
+  spec.push_back({"resume", true, "auto (newest valid checkpoint of the run, if any) or a checkpoint folder", ""});
+  return spec;
+}
 
 }  // namespace
 
-// The config a training-like command runs with: file + --set overrides + --run-dir.
-TrainConfig train_config_from_args(const Args& args) {
-  std::vector<std::string> overrides = args.get_all("set");
-  if (args.has("run-dir")) overrides.push_back("output.run_dir=" + args.get("run-dir"));
-  return load_train_config(args.get("config"), overrides);
-}
-
 int cmd_train(int argc, char** argv) {
-  const Args args = parse_args(argc, argv, kTrainOptions);
-  if (args.help) {
-    std::cout << format_help("usage: maintune train --config FILE [--set key=value]... [--run-dir DIR] [--resume auto|PATH]",
-                             kTrainOptions);
-    return 0;
-  }
-  if (!args.has("config") && args.get_all("set").empty())
-    throw UsageError("--config is required (or give every key with --set)");
+  const auto parsed = parse_command_line(
+      argc, argv, train_options(),
+      "usage: maintune train --config FILE [--set key=value]... [--run-dir DIR] [--resume auto|PATH]");
+  if (!parsed) return 0;
+  const Args& args = *parsed;
+  require_config_or_set(args);
   const TrainConfig config = train_config_from_args(args);
   const TrainOutcome out = run_training(config, args.get("resume"));
   if (out.interrupted) {
@@ -55,17 +48,13 @@ int cmd_train(int argc, char** argv) {
 }
 
 int cmd_config(int argc, char** argv) {
-  const std::vector<OptionSpec> spec = {
-      {"schema", false, "print every key with its type, default and documentation", ""},
-      {"config", true, "print this config resolved (defaults filled, paths absolute, overrides applied)", ""},
-      {"set", true, "override a config key (repeatable)", ""},
-      {"run-dir", true, "run directory (overrides output.run_dir)", ""},
-  };
-  const Args args = parse_args(argc, argv, spec);
-  if (args.help) {
-    std::cout << format_help("usage: maintune config --schema | --config FILE [--set key=value]...", spec);
-    return 0;
-  }
+  std::vector<OptionSpec> spec = {{"schema", false, "print every key with its type, default and documentation", ""}};
+  for (auto& o : run_config_options("print this config resolved (defaults filled, paths absolute, overrides applied)",
+                                    "override a config key (repeatable)"))
+    spec.push_back(o);
+  const auto parsed = parse_command_line(argc, argv, spec, "usage: maintune config --schema | --config FILE [--set key=value]...");
+  if (!parsed) return 0;
+  const Args& args = *parsed;
   if (args.has("schema")) {
     std::cout << format_config_schema();
     return 0;
