@@ -4,6 +4,9 @@
 // stage keys (pipeline_stage_keys) agree, up to the first stage that differs, so an ablation over
 // final-tuning settings does not regenerate or rescore the data. Finished runs are skipped on
 // restart; DIR/sweep.json records every run (setting, status, reused stages, seconds, stage keys).
+// Implemented in sweep_spec.cpp (the sweep file), sweep_settings.cpp (settings, run folders,
+// configs), sweep_runs.cpp and parallel_runs.cpp (running), stage_reuse.cpp (copying stages),
+// sweep_plan.cpp (--dry-run); the summary in sweep_report.h.
 #pragma once
 #include <cstdint>
 #include <filesystem>

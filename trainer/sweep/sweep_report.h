@@ -13,16 +13,9 @@
 
 #include "trainer/config/config.h"
 #include "trainer/sweep/sweep.h"
+#include "trainer/sweep/sweep_metrics.h"  // the metric columns, for callers of this header
 
 namespace mt {
-
-// The metric columns, in order: final.<rule>.heldout_nll and final.<rule>.accuracy for every final
-// model of any setting, filter.<rule>.precision for every compared rule, kept, seconds.
-std::vector<std::string> sweep_metric_columns(const std::vector<TrainConfig>& configs);
-
-// The columns a `metrics:` entry plots: a column name, or the last part of one ("accuracy" is every
-// final model's accuracy column).
-std::vector<std::string> metric_columns_of(const std::string& metric, const std::vector<std::string>& columns);
 
 // The stages a run copied, compactly: "stage0_demo..stage4_filter from 001-final.alpha=0" ("" for
 // none). `reused`: [{stage, from}] in stage order, as DIR/sweep.json records them.
