@@ -9,6 +9,7 @@
 
 #include "models/error.h"
 #include "models/transformer.h"
+#include "trainer/base/clock.h"
 #include "trainer/report/metrics.h"
 #include "trainer/engine/mixed_precision.h"
 #include "trainer/engine/optimizer.h"
@@ -105,7 +106,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
     if (o.warmup == 0 && i == 0) loss_first = loss_last;
   }
   (void)params[0].sum().item<double>();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = seconds_since(t0);
   const double tokens_per_s = static_cast<double>(o.batch * o.seq * o.steps) / seconds;
   const double fpt = training_flops_per_token(config, o.seq);
   const std::optional<double> peak = device_peak_flops(cuda);

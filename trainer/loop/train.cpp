@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "models/error.h"
+#include "trainer/base/clock.h"
 #include "trainer/base/fault_injection.h"
 #include "trainer/data/data_loader.h"
 #include "trainer/dist/distributed.h"
@@ -36,10 +37,6 @@ namespace mt {
 namespace fs = std::filesystem;
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 StepOptions step_options(const TrainConfig& config, at::ScalarType compute_dtype) {
   StepOptions so;

@@ -17,6 +17,7 @@
 #include "models/checkpoint_dir.h"
 #include "models/score.h"
 #include "models/tokenizer.h"
+#include "trainer/base/clock.h"
 #include "trainer/config/config.h"
 
 namespace mt::pipeline {
@@ -30,7 +31,6 @@ struct Pair {
 
 // One progress line on stderr, "pipeline: ...".
 void log(const std::string& line);
-double seconds_since(std::chrono::steady_clock::time_point t0);
 std::string trim(const std::string& s);
 std::string replace_all(std::string text, const std::string& from, const std::string& to);
 json number_or_null(double v);

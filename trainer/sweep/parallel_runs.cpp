@@ -24,6 +24,7 @@
 
 #include "models/error.h"
 #include "trainer/method/run_layout.h"
+#include "trainer/method/stage_record.h"
 #include "trainer/sweep/sweep_runs.h"
 
 extern char** environ;
@@ -101,11 +102,11 @@ struct Children {
 // stage yet (the two would compute the same stage at once).
 bool must_wait(Sweep& sw, size_t i, const std::map<pid_t, size_t>& running) {
   for (const auto& [stage, key] : sw.keys[i]) {
-    if (stage_done(sw.run_dir(i) / stage)) continue;
+    if (stage_complete(sw.run_dir(i) / stage)) continue;
     for (const auto& [pid, r] : running) {
       (void)pid;
       for (const auto& [s, k] : sw.keys[r])
-        if (s == stage && k == key && !stage_done(sw.run_dir(r) / stage)) return true;
+        if (s == stage && k == key && !stage_complete(sw.run_dir(r) / stage)) return true;
     }
   }
   return false;

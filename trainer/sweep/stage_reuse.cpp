@@ -9,6 +9,7 @@
 #include "models/error.h"
 #include "trainer/base/jsonl.h"
 #include "trainer/method/run_layout.h"
+#include "trainer/method/stage_record.h"
 #include "trainer/method/stage_keys.h"
 
 namespace mt::sweep {
@@ -20,7 +21,7 @@ constexpr const char* kCopiedFromFile = "sweep_copied_from.json";
 // Another run of the sweep whose `stage` is complete and has `key` (the first in sweep order).
 std::optional<size_t> finished_stage_source(Sweep& sw, size_t i, const std::string& stage, const std::string& key) {
   for (size_t j = 0; j < sw.spec.settings.size(); ++j) {
-    if (j == i || !stage_done(sw.run_dir(j) / stage)) continue;
+    if (j == i || !stage_complete(sw.run_dir(j) / stage)) continue;
     const StageKeys* k = keys_of_saved_run(sw, j);
     if (k == nullptr) continue;
     for (const auto& [s, kk] : *k)
@@ -67,7 +68,7 @@ json copy_shared_stages(Sweep& sw, size_t i) {
   json copied = json::array();
   for (const auto& [stage, key] : sw.keys[i]) {
     const fs::path dst = run / stage;
-    if (stage_done(dst)) continue;
+    if (stage_complete(dst)) continue;
     if (fs::exists(dst)) break;  // started here: the pipeline resumes it
     const auto source = finished_stage_source(sw, i, stage, key);
     if (!source) break;

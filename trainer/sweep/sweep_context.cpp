@@ -17,15 +17,9 @@ void log(const std::string& line) {
   std::fflush(stderr);
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 void add_unique(std::vector<std::string>& list, const std::string& item) {
   if (std::find(list.begin(), list.end(), item) == list.end()) list.push_back(item);
 }
-
-bool stage_done(const fs::path& dir) { return stage_complete(dir); }
 
 bool run_finished(const fs::path& run_dir) { return fs::exists(run_dir / kReportDir / kReportSummaryFile); }
 

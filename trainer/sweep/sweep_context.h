@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "trainer/base/clock.h"
 #include "trainer/config/config.h"
 #include "trainer/sweep/sweep.h"
 
@@ -26,11 +27,8 @@ using StageKeys = std::vector<std::pair<std::string, std::string>>;
 
 // One progress line on stderr, "sweep: ...".
 void log(const std::string& line);
-double seconds_since(std::chrono::steady_clock::time_point t0);
 void add_unique(std::vector<std::string>& list, const std::string& item);
 
-// One answer for "is this stage complete", the pipeline's (a damaged record is an error naming it).
-bool stage_done(const fs::path& dir);
 // A run is finished once its report's summary.json is written (the pipeline's last step).
 bool run_finished(const fs::path& run_dir);
 

@@ -9,6 +9,7 @@
 
 #include "trainer/base/jsonl.h"
 #include "trainer/method/run_layout.h"
+#include "trainer/method/stage_record.h"
 #include "trainer/sweep/stage_reuse.h"
 #include "trainer/sweep/sweep.h"
 #include "trainer/sweep/sweep_context.h"
@@ -35,7 +36,7 @@ std::map<std::string, std::string> finished_stage_providers(Sweep& sw) {
   for (size_t j = 0; j < sw.spec.settings.size(); ++j)
     if (const StageKeys* k = keys_of_saved_run(sw, j))
       for (const auto& [stage, key] : *k)
-        if (stage_done(sw.run_dir(j) / stage)) provider.emplace(key, sw.spec.settings[j].run_name);
+        if (stage_complete(sw.run_dir(j) / stage)) provider.emplace(key, sw.spec.settings[j].run_name);
   return provider;
 }
 
@@ -47,7 +48,7 @@ std::string describe_stages(Sweep& sw, size_t i, const std::map<std::string, std
   std::vector<std::string> has, computes;
   bool copying = true;
   for (const auto& [stage, key] : sw.keys[i]) {
-    if (copying && stage_done(sw.run_dir(i) / stage)) {
+    if (copying && stage_complete(sw.run_dir(i) / stage)) {
       has.push_back(stage);
       continue;
     }
