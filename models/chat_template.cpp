@@ -197,7 +197,11 @@ void render_llama2(ChatBuilder& b, const Tokenizer& tok, const std::vector<ChatM
       b.special(bos, false);
       b.text("[INST] " + py_strip(content) + " [/INST]", false);
     } else {
-      b.text(" ", false);
+      // The space before the answer is the answer's: generation prompts end at "[/INST]" (HF's
+      // template has no generation prompt, Meta's chat_completion ends the prompt there), so the
+      // model must emit it, as a "▁" of its own where SentencePiece cannot merge it into the
+      // answer's first piece (digits, CJK, emoji, most punctuation).
+      b.text(" ", true);
       b.text(py_strip(m.content), true);
       b.text(" ", true);  // the space before </s> is part of what the model must emit
       b.special(eos, true);

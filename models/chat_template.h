@@ -24,8 +24,9 @@ struct RenderedChat {
 
 // Template names: "llama3", "llama2", "mistral", "chatml", "alpaca".
 // Renders a conversation (BOS included where the family's format has one). Loss mask: assistant
-// turns' content and their end-of-turn token; with `train_on_prompt`, every token but BOS.
-// `add_generation_prompt` appends the opening of an assistant turn (for generation).
+// turns' content (LLaMA-2: with the spaces its template writes around it) and their end-of-turn
+// token; with `train_on_prompt`, every token but BOS. `add_generation_prompt` appends the opening of
+// an assistant turn (for generation).
 // Throws mt::Error for an unknown template, a role it cannot express, or bad turn order.
 RenderedChat render_chat(const Tokenizer& tok, const std::string& template_name,
                          const std::vector<ChatMessage>& messages, bool train_on_prompt = false,

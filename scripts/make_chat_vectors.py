@@ -21,7 +21,8 @@ How the reference is made, per template:
   alpaca                  Stanford Alpaca's prompt (README form, "### Response:\\n"), BOS first,
                           EOS after the response.
 The loss mask marks tokens that cover any byte of an assistant message (plus the template text the
-model must emit after it before the end-of-turn token) and the end-of-turn token; with
+model must emit around it: LLaMA-2's space after [/INST] and before </s>) and the end-of-turn token,
+so the tokens before a turn's first target are the generation prompt's; with
 train_on_prompt every token but a leading BOS. Token byte ranges come from the reference tokenizer
 (sentencepiece's immutable proto begin/end; tiktoken token bytes).
 
@@ -123,6 +124,8 @@ CHAT_CASES = [
     {"name": "code", "messages": [msg("user", "Write code:\n```python\ndef f(x):\n    return x  * 2\n```"),
                                   msg("assistant", "```python\nprint(  f(3) )\n```\nDone.")]},
     {"name": "numbers", "messages": [msg("user", "12345 + 678 = ?"), msg("assistant", "13023")]},
+    {"name": "unmerged_starts", "messages": [msg("user", "Pick one."), msg("assistant", "🦙"),
+                                             msg("user", "And a number?"), msg("assistant", "(7) or 8")]},
     {"name": "multi_turn_train_on_prompt", "messages": [msg("user", "Hi"), msg("assistant", "Hello!"),
                                                         msg("user", "Bye"), msg("assistant", "Goodbye.")],
      "train_on_prompt": True},
@@ -232,7 +235,8 @@ def parts_llama2(messages):
             c = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + m["content"] if i == 0 and system is not None else m["content"]
             p += [("special", "<s>", False), ("text", "[INST] " + c.strip() + " [/INST]", False)]
         else:
-            p += [("text", " ", False), ("text", m["content"].strip(), True), ("text", " ", True),
+            # The space before the answer is the answer's: the generation prompt ends at [/INST].
+            p += [("text", " ", True), ("text", m["content"].strip(), True), ("text", " ", True),
                   ("special", "</s>", True)]
     return p
 

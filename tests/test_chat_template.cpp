@@ -172,3 +172,28 @@ TEST_CASE("chat template: errors for what a template cannot express", "[chat][ba
   require_error([&] { mt::render_chat(l2, "chatml", ua); }, {"chatml", "<|im_start|>", "llama2"});
   require_error([&] { mt::render_chat(l2, "llama3", ua); }, {"llama3", "<|start_header_id|>"});
 }
+
+TEST_CASE("chat template: the space before a LLaMA-2 or Mistral answer is the answer's first target", "[chat][boundary]") {
+  // SentencePiece cannot merge the space into a digit: "] 42" is "]" "▁" "4" "2". The generation
+  // prompt ends at "[/INST]", so the "▁" is the first token the model must emit.
+  const auto ask = msgs({{"user", "What is 6*7?"}});
+  const auto conv = msgs({{"user", "What is 6*7?"}, {"assistant", "42"}});
+  for (const char* vocab : {"llama2", "mistral", "mistral-v3"}) {
+    INFO(vocab);
+    const auto tok = mt::Tokenizer::load(mt::test::vocab_file(vocab));
+    const std::string tmpl = std::string(vocab) == "llama2" ? "llama2" : "mistral";
+    const auto r = mt::render_chat(tok, tmpl, conv);
+    const auto gen = mt::render_chat(tok, tmpl, ask, false, /*add_generation_prompt=*/true).ids;
+    REQUIRE(r.ids.size() > gen.size());
+    CHECK(std::equal(gen.begin(), gen.end(), r.ids.begin()));
+    CHECK(r.ids[gen.size()] == tok.token_id("\xe2\x96\x81").value());  // "▁"
+    CHECK(r.loss_mask[gen.size() - 1] == 0);
+    CHECK(r.loss_mask[gen.size()] == 1);
+  }
+  // LLaMA-2 in ids: ... "]" 29962, then "▁" 29871 "4" 29946 "2" 29906 "▁" 29871 </s> 2, all targets.
+  const auto l2 = mt::Tokenizer::load(mt::test::vocab_file("llama2"));
+  const auto r = mt::render_chat(l2, "llama2", conv);
+  REQUIRE(r.ids.size() >= 6);
+  CHECK(std::vector<int64_t>(r.ids.end() - 6, r.ids.end()) == std::vector<int64_t>{29962, 29871, 29946, 29906, 29871, 2});
+  CHECK(std::vector<int64_t>(r.loss_mask.end() - 6, r.loss_mask.end()) == std::vector<int64_t>{0, 1, 1, 1, 1, 1});
+}
