@@ -3,10 +3,17 @@
 // encoded together, exactly as the reference tokenizes the rendered string, and a token is a loss
 // target when any byte it covers belongs to a target part. Special-token text inside messages is
 // never parsed: it stays ordinary text.
+// The prompt/answer boundary: whatever a template writes between the generation prompt's end and
+// the answer is a target (LLaMA-2's space after "[/INST]"), never prompt, so the generation prompt
+// is exactly the rendering up to the answer's first target token. The other way round (the space in
+// the prompt) would need a prompt ending in "▁", which is not a prefix of "▁Hello"; this way the ids
+// are HF's for the whole rendering and for add_generation_prompt=True, and only the mask moves.
 #include "models/chat_template.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "models/error.h"
@@ -60,7 +67,7 @@ std::string rstrip_spaces(std::string_view s) {  // Python's str.rstrip(" ")
 // Collects parts and turns them into ids and a loss mask.
 class ChatBuilder {
  public:
-  explicit ChatBuilder(const Tokenizer& tok) : tok_(tok) {}
+  ChatBuilder(const Tokenizer& tok, const std::string& tmpl) : tok_(tok), tmpl_(tmpl) {}
 
   void special(int64_t id, bool target) {
     flush();
@@ -69,7 +76,11 @@ class ChatBuilder {
   }
   void text(const std::string& s, bool target) {
     if (s.empty()) return;
-    if (target) targets_.emplace_back(segment_.size(), segment_.size() + s.size());
+    if (target) {
+      const bool run_continues = !targets_.empty() && targets_.back().second == segment_.size();
+      if (run_continues) targets_.back().second += s.size();
+      else targets_.emplace_back(segment_.size(), segment_.size() + s.size());
+    }
     segment_ += s;
   }
   // Ends the current text segment: what follows is encoded on its own (as mistral-common encodes
@@ -87,10 +98,46 @@ class ChatBuilder {
   }
 
  private:
+  // A generation prompt ends where an answer starts, with the text before it encoded alone. The
+  // tokens of the whole segment before that point must be those, or generation would continue from
+  // a prefix training never shows: true for every template and vocabulary tested, but a byte-level
+  // BPE can merge across (LLaMA-3's ":\n" + "\n" -> ":\n\n" in Alpaca's "### Response:\n" before an
+  // answer that starts with a newline). There the two sides are encoded separately, as generation
+  // sees them; SentencePiece cannot do that (a separately encoded piece gets a dummy-prefix space
+  // the text does not have), so it is an error.
+  bool encodes_alone_before(size_t start, const std::vector<int64_t>& ids,
+                            const std::vector<std::pair<size_t, size_t>>& offsets) const {
+    size_t k = 0;  // tokens that end at or before `start`
+    while (k < ids.size() && offsets[k].first < start && offsets[k].second <= start) ++k;
+    if (k < ids.size() && offsets[k].first < start) return false;  // a token spans the boundary
+    const std::vector<int64_t> before(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k));
+    return tok_.encode(std::string_view(segment_).substr(0, start)) == before;
+  }
+
   void flush() {
     if (segment_.empty()) return;
     std::vector<std::pair<size_t, size_t>> offsets;
-    const std::vector<int64_t> ids = tok_.encode_with_offsets(segment_, offsets);
+    std::vector<int64_t> ids = tok_.encode_with_offsets(segment_, offsets);
+    std::vector<size_t> cuts = {0};
+    for (const auto& [tb, te] : targets_)
+      if (tb > 0 && !encodes_alone_before(tb, ids, offsets)) cuts.push_back(tb);
+    if (cuts.size() > 1) {
+      if (tok_.kind() == "sentencepiece")
+        throw Error(fmt::format("chat template '{}': the tokenizer ({}) encodes the end of the prompt together "
+                                "with the start of the answer (at byte {} of a text piece), so no generation "
+                                "prompt is a prefix of this rendering",
+                                tmpl_, tok_.source().string(), cuts[1]));
+      cuts.push_back(segment_.size());
+      ids.clear();
+      offsets.clear();
+      for (size_t c = 0; c + 1 < cuts.size(); ++c) {
+        std::vector<std::pair<size_t, size_t>> part_offsets;
+        const std::string_view text = std::string_view(segment_).substr(cuts[c], cuts[c + 1] - cuts[c]);
+        const auto part = tok_.encode_with_offsets(text, part_offsets);
+        ids.insert(ids.end(), part.begin(), part.end());
+        for (const auto& [b, e] : part_offsets) offsets.emplace_back(b + cuts[c], e + cuts[c]);
+      }
+    }
     for (size_t i = 0; i < ids.size(); ++i) {
       const auto [b, e] = offsets[i];
       bool target = false;
@@ -104,9 +151,10 @@ class ChatBuilder {
   }
 
   const Tokenizer& tok_;
+  const std::string tmpl_;
   RenderedChat out_;
   std::string segment_;
-  std::vector<std::pair<size_t, size_t>> targets_;  // byte ranges of segment_ that are targets
+  std::vector<std::pair<size_t, size_t>> targets_;  // byte ranges of segment_ that are targets (one a run)
 };
 
 int64_t need_special(const Tokenizer& tok, const std::string& tmpl, const char* text) {
@@ -197,10 +245,12 @@ void render_llama2(ChatBuilder& b, const Tokenizer& tok, const std::vector<ChatM
       b.special(bos, false);
       b.text("[INST] " + py_strip(content) + " [/INST]", false);
     } else {
-      // The space before the answer is the answer's: generation prompts end at "[/INST]" (HF's
-      // template has no generation prompt, Meta's chat_completion ends the prompt there), so the
-      // model must emit it, as a "▁" of its own where SentencePiece cannot merge it into the
-      // answer's first piece (digits, CJK, emoji, most punctuation).
+      // The space before the answer is a target. Generation prompts end at "[/INST]" (HF's template
+      // has no generation-prompt block, so add_generation_prompt=True adds nothing; Meta's
+      // chat_completion ends the prompt there too), and the space cannot go to the prompt instead:
+      // SentencePiece merges it into "▁Hello" but not into "4" of "42", so no prompt ending in "▁"
+      // is a prefix of every rendering. As a target, "▁Hello" and the lone "▁" before "42" are both
+      // the answer's first emitted token, and the ids stay HF's.
       b.text(" ", true);
       b.text(py_strip(m.content), true);
       b.text(" ", true);  // the space before </s> is part of what the model must emit
@@ -307,15 +357,25 @@ void render_alpaca(ChatBuilder& b, const Tokenizer& tok, const std::vector<ChatM
   }
 }
 
+
+std::string unknown_template(const std::string& t) {
+  return fmt::format("unknown chat template '{}' (known: {})", t, fmt::join(chat_template_names(), ", "));
+}
+
 }  // namespace
+
+const std::vector<std::string>& chat_template_names() {
+  static const std::vector<std::string> names = {"llama3", "llama2", "mistral", "chatml", "alpaca"};
+  return names;
+}
 
 RenderedChat render_chat(const Tokenizer& tok, const std::string& template_name,
                          const std::vector<ChatMessage>& messages, bool train_on_prompt, bool add_generation_prompt) {
   const std::string& t = template_name;
-  if (t != "llama3" && t != "llama2" && t != "mistral" && t != "chatml" && t != "alpaca")
-    throw Error(fmt::format("unknown chat template '{}' (known: llama3, llama2, mistral, chatml, alpaca)", t));
+  const auto& names = chat_template_names();
+  if (std::find(names.begin(), names.end(), t) == names.end()) throw Error(unknown_template(t));
   check_roles(messages, t);
-  ChatBuilder b(tok);
+  ChatBuilder b(tok, t);
   if (t == "llama3") render_llama3(b, tok, messages, add_generation_prompt);
   else if (t == "llama2") render_llama2(b, tok, messages);
   else if (t == "mistral") render_mistral(b, tok, messages);
@@ -324,12 +384,34 @@ RenderedChat render_chat(const Tokenizer& tok, const std::string& template_name,
   return b.finish(train_on_prompt);
 }
 
+ChatTurnSplit split_last_turn(const Tokenizer& tok, const std::string& template_name,
+                              const std::vector<ChatMessage>& messages) {
+  ChatTurnSplit out;
+  if (messages.empty() || messages.back().role != "assistant") {
+    out.prompt = render_chat(tok, template_name, messages, false, /*add_generation_prompt=*/true).ids;
+    return out;
+  }
+  const std::vector<ChatMessage> before(messages.begin(), messages.end() - 1);
+  const RenderedChat full = render_chat(tok, template_name, messages);
+  out.prompt = render_chat(tok, template_name, before, false, /*add_generation_prompt=*/true).ids;
+  size_t end = full.ids.size();  // after the last target (ChatML's newline after <|im_end|> is not one)
+  while (end > 0 && full.loss_mask[end - 1] == 0) --end;
+  const size_t n = out.prompt.size();
+  if (n == 0 || n >= end || !std::equal(out.prompt.begin(), out.prompt.end(), full.ids.begin()) ||
+      full.loss_mask[n - 1] != 0 || full.loss_mask[n] == 0)
+    throw Error(fmt::format("chat template '{}': the generation prompt is not the start of the rendered exchange "
+                            "up to the answer's first target token", template_name));
+  out.target.assign(full.ids.begin() + static_cast<std::ptrdiff_t>(n),
+                    full.ids.begin() + static_cast<std::ptrdiff_t>(end));
+  return out;
+}
+
 int64_t chat_end_of_turn_id(const Tokenizer& tok, const std::string& template_name) {
   const std::string& t = template_name;
   if (t == "llama3") return need_special(tok, t, "<|eot_id|>");
   if (t == "chatml") return need_special(tok, t, "<|im_end|>");
   if (t == "llama2" || t == "mistral" || t == "alpaca") return need_id(tok.special().eos, tok, t, "EOS");
-  throw Error(fmt::format("unknown chat template '{}' (known: llama3, llama2, mistral, chatml, alpaca)", t));
+  throw Error(unknown_template(t));
 }
 
 std::string detect_chat_template(const Tokenizer& tok) {

@@ -22,15 +22,34 @@ struct RenderedChat {
   std::vector<uint8_t> loss_mask;  // 1 where the token is a training target, same length as ids
 };
 
-// Template names: "llama3", "llama2", "mistral", "chatml", "alpaca".
+// Every template render_chat knows, in the order its error messages name them.
+const std::vector<std::string>& chat_template_names();
+
+// Template names: see chat_template_names().
 // Renders a conversation (BOS included where the family's format has one). Loss mask: assistant
 // turns' content (LLaMA-2: with the spaces its template writes around it) and their end-of-turn
 // token; with `train_on_prompt`, every token but BOS. `add_generation_prompt` appends the opening of
-// an assistant turn (for generation).
+// an assistant turn (for generation). Invariant, for every template: the generation prompt of a
+// conversation is exactly the ids of that conversation plus an assistant answer up to the answer's
+// first target token (tests/test_chat_boundary.cpp), so generation continues from the prefix
+// training conditioned on.
 // Throws mt::Error for an unknown template, a role it cannot express, or bad turn order.
 RenderedChat render_chat(const Tokenizer& tok, const std::string& template_name,
                          const std::vector<ChatMessage>& messages, bool train_on_prompt = false,
                          bool add_generation_prompt = false);
+
+// A conversation that ends in an assistant turn, cut where generating that turn starts: `prompt` is
+// the generation prompt of the messages before it (render_chat with add_generation_prompt, the one
+// rendering every generation uses), `target` the turn's tokens as training renders and masks them,
+// up to its last target token (the end of turn). Scoring uses it, so a score is the log-likelihood
+// of what generation would emit. Throws mt::Error if the prompt is not the rendering's start (the
+// invariant above), besides render_chat's errors; `target` is empty for a conversation without an
+// assistant turn at the end.
+struct ChatTurnSplit {
+  std::vector<int64_t> prompt, target;
+};
+ChatTurnSplit split_last_turn(const Tokenizer& tok, const std::string& template_name,
+                              const std::vector<ChatMessage>& messages);
 
 // The token id that ends an assistant turn under this template for this tokenizer.
 int64_t chat_end_of_turn_id(const Tokenizer& tok, const std::string& template_name);

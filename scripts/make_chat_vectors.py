@@ -139,6 +139,7 @@ ALPACA_CASES = [
     {"name": "empty_input", "messages": [msg("user", "Name a prime."), msg("user", ""), msg("assistant", "7")]},
     {"name": "system_preamble", "messages": [msg("system", "You are a careful assistant."),
                                              msg("user", "Add 2 and 3."), msg("assistant", "5")]},
+    {"name": "newline_response", "messages": [msg("user", "List two."), msg("assistant", "\n- one\n- two")]},
     {"name": "prompt_only", "messages": [msg("user", "What is the capital of France?")],
      "add_generation_prompt": True},
     {"name": "train_on_prompt", "messages": [msg("user", "Say hi."), msg("assistant", "Hi!")],
@@ -297,16 +298,44 @@ def parts_string(parts):
     return "".join(x[1] for x in parts if x[0] != "cut")
 
 
+def answer_cuts(ref, seg, targets):
+    """Byte offsets where an answer starts and the joint encoding of seg does not begin with the
+    text before it encoded alone (a generation prompt ends there). Only a byte-level BPE merges
+    across (LLaMA-3: "### Response:\\n" + "\\n..." gives ":\\n\\n"); those sides are encoded
+    separately, as maintune does. SentencePiece would add a dummy-prefix space: an error."""
+    ids, spans = ref.encode(seg)
+    raw = seg.encode("utf-8")
+    cuts = []
+    for tb, _ in targets:
+        if tb == 0:
+            continue
+        k = 0
+        while k < len(ids) and spans[k][0] < tb and spans[k][1] <= tb:
+            k += 1
+        if (k < len(ids) and spans[k][0] < tb) or ref.encode(raw[:tb].decode("utf-8"))[0] != ids[:k]:
+            if isinstance(ref, SpRef):
+                sys.exit(f"sentencepiece merges the prompt's end into the answer in {seg!r}")
+            cuts.append(tb)
+    return cuts
+
+
 def tokenize_parts(ref, parts, train_on_prompt):
+    """ids and loss mask of the parts; also whether a text piece had to be cut at an answer."""
     ids, mask = [], []
-    seg, targets = "", []
+    seg, targets, was_cut = "", [], False
 
     def flush():
-        nonlocal seg, targets
+        nonlocal seg, targets, was_cut
         if not seg:
             return
         raw = seg.encode("utf-8")
-        t_ids, spans = ref.encode(seg)
+        bounds = [0] + answer_cuts(ref, seg, targets) + [len(raw)]
+        was_cut |= len(bounds) > 2
+        t_ids, spans = [], []
+        for a, b in zip(bounds, bounds[1:]):
+            piece_ids, piece_spans = ref.encode(raw[a:b].decode("utf-8"))
+            t_ids += piece_ids
+            spans += [(x + a, y + a) for x, y in piece_spans]
         for i, (b, e) in zip(t_ids, spans):
             hit = any((max(b, tb) < min(e, te)) if e > b else (tb <= b < te) for tb, te in targets)
             ids.append(i)
@@ -325,11 +354,14 @@ def tokenize_parts(ref, parts, train_on_prompt):
             start = len(seg.encode("utf-8"))
             seg += part[1]
             if part[2]:
-                targets.append((start, len(seg.encode("utf-8"))))
+                if targets and targets[-1][1] == start:
+                    targets[-1] = (targets[-1][0], len(seg.encode("utf-8")))
+                else:
+                    targets.append((start, len(seg.encode("utf-8"))))
     flush()
     if train_on_prompt:
         mask = [0 if (i == 0 and ids[0] == ref.bos) else 1 for i in range(len(ids))]
-    return ids, mask
+    return ids, mask, was_cut
 
 
 def tokenize_string(ref, text):
@@ -349,51 +381,80 @@ def tokenize_string(ref, text):
     return ids
 
 
+def parts_for(template, vocab, ref, messages, gen):
+    if template == "llama3":
+        return parts_llama3(messages, gen)
+    if template == "llama2":
+        return parts_llama2(messages)
+    if template == "chatml":
+        return parts_chatml(messages, gen)
+    if template == "mistral":
+        return parts_mistral(messages, "[INST]" in ref.specials)
+    llama3 = vocab == "llama3"
+    return parts_alpaca(messages, "<|begin_of_text|>" if llama3 else "<s>", "<|end_of_text|>" if llama3 else "</s>")
+
+
+OFFICIAL = {"llama3": (LLAMA3_TEMPLATE, "<|begin_of_text|>", "<|end_of_text|>"),
+            "llama2": (LLAMA2_TEMPLATE, "<s>", "</s>"), "chatml": (CHATML_TEMPLATE, "<s>", "<|im_end|>")}
+
+
+def check_boundary(template, vocab, name, ref, messages):
+    """The invariant maintune keeps: before every assistant turn, the generation prompt (the official
+    template's add_generation_prompt=True where there is one) is exactly the ids of the conversation
+    up to that turn's first target token."""
+    for k, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        before = messages[:k]
+        gen = tokenize_parts(ref, parts_for(template, vocab, ref, before, True), False)[0]
+        if template in OFFICIAL:
+            tmpl, bos, eos = OFFICIAL[template]
+            official = tokenize_string(ref, jinja_render(tmpl, before, bos, eos, True))
+            if official != gen:
+                sys.exit(f"{template}/{vocab} {name}: HF's generation prompt {official} differs from ours {gen}")
+        ids, mask, _ = tokenize_parts(ref, parts_for(template, vocab, ref, messages[:k + 1], False), False)
+        first = len(tokenize_parts(ref, parts_for(template, vocab, ref, before, False), False)[0])
+        while first < len(ids) and not mask[first]:
+            first += 1
+        if ids[:first] != gen:
+            sys.exit(f"{template}/{vocab} {name}, turn {k}: the generation prompt {gen} is not the training "
+                     f"prefix {ids[:first]}")
+
+
 def make(template, vocab, tokenizer, ref, cases, out_dir):
     out_cases = []
     for case in cases:
         messages, gen = case["messages"], case.get("add_generation_prompt", False)
         top = case.get("train_on_prompt", False)
-        if template == "llama3":
-            parts = parts_llama3(messages, gen)
-            official = jinja_render(LLAMA3_TEMPLATE, messages, "<|begin_of_text|>", "<|end_of_text|>", gen)
-        elif template == "llama2":
-            parts = parts_llama2(messages)
-            official = jinja_render(LLAMA2_TEMPLATE, messages, "<s>", "</s>", gen)
-        elif template == "chatml":
-            parts = parts_chatml(messages, gen)
-            official = jinja_render(CHATML_TEMPLATE, messages, "<s>", "<|im_end|>", gen)
-        elif template == "mistral":
-            control = "[INST]" in ref.specials
-            parts = parts_mistral(messages, control)
-            official = None
-            if not control:
-                # The HF template writes the space that sentencepiece's dummy prefix gives each
-                # separately encoded message; it differs for an empty assistant message (HF: " </s>",
-                # mistral-common: no text) and when the system prompt is empty.
-                hf = jinja_render(MISTRAL_V1_TEMPLATE, messages, "<s>", "</s>", gen)
-                segs, cur = [], None
-                for x in parts:
-                    if x[0] == "text":
-                        cur = (cur or "") + x[1]
-                    else:
-                        if cur is not None:
-                            segs.append(cur)
-                        cur = None
-                        if x[0] == "special":
-                            segs.append(x[1])
-                ours = "".join(s if s in ("<s>", "</s>") else " " + s for s in segs if s)
-                if case["name"] not in ("empty_assistant", "empty_system") and hf != ours:
-                    sys.exit(f"mistral v1 {case['name']}: HF template gives {hf!r}, ours {ours!r}")
-        else:
-            parts = parts_alpaca(messages, "<s>" if vocab != "llama3" else "<|begin_of_text|>",
-                                 "</s>" if vocab != "llama3" else "<|end_of_text|>")
-            official = None
+        parts = parts_for(template, vocab, ref, messages, gen)
+        official = None
+        if template in OFFICIAL:
+            tmpl, bos, eos = OFFICIAL[template]
+            official = jinja_render(tmpl, messages, bos, eos, gen)
+        elif template == "mistral" and "[INST]" not in ref.specials:
+            # The HF template writes the space that sentencepiece's dummy prefix gives each
+            # separately encoded message; it differs for an empty assistant message (HF: " </s>",
+            # mistral-common: no text) and when the system prompt is empty.
+            hf = jinja_render(MISTRAL_V1_TEMPLATE, messages, "<s>", "</s>", gen)
+            segs, cur = [], None
+            for x in parts:
+                if x[0] == "text":
+                    cur = (cur or "") + x[1]
+                else:
+                    if cur is not None:
+                        segs.append(cur)
+                    cur = None
+                    if x[0] == "special":
+                        segs.append(x[1])
+            ours = "".join(s if s in ("<s>", "</s>") else " " + s for s in segs if s)
+            if case["name"] not in ("empty_assistant", "empty_system") and hf != ours:
+                sys.exit(f"mistral v1 {case['name']}: HF template gives {hf!r}, ours {ours!r}")
         text = parts_string(parts)
         if official is not None and official != text:
             sys.exit(f"{template}/{vocab} {case['name']}: official template renders {official!r}, ours {text!r}")
-        ids, mask = tokenize_parts(ref, parts, top)
-        if template in ("llama3", "llama2", "chatml", "alpaca") and tokenize_string(ref, text) != ids:
+        ids, mask, was_cut = tokenize_parts(ref, parts, top)
+        check_boundary(template, vocab, case["name"], ref, messages)
+        if template in ("llama3", "llama2", "chatml", "alpaca") and not was_cut and tokenize_string(ref, text) != ids:
             sys.exit(f"{template}/{vocab} {case['name']}: string and part tokenizations differ")
         out_cases.append({"name": case["name"], "messages": messages, "add_generation_prompt": gen,
                           "train_on_prompt": top, "text": text, "ids": ids, "loss_mask": mask})

@@ -13,33 +13,17 @@ using mt::test::require_error;
 
 namespace {
 
-std::string show(const std::vector<int64_t>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? " " : "") + std::to_string(v[i]);
-  return s;
-}
-
 std::vector<mt::ChatMessage> msgs(std::initializer_list<std::pair<const char*, const char*>> list) {
   std::vector<mt::ChatMessage> out;
   for (const auto& [role, content] : list) out.push_back({role, content});
   return out;
 }
 
-// Loads the fixture's tokenizer: the shared vocabulary, with the committed HF config dir if named.
-mt::Tokenizer fixture_tokenizer(const nlohmann::json& spec, std::vector<fs::path>& cleanup) {
-  const std::string model = spec.at("model").get<std::string>();
-  if (spec.contains("hf_dir")) {
-    cleanup.push_back(mt::test::make_hf_dir(model, spec.at("hf_dir").get<std::string>()));
-    return mt::Tokenizer::load(cleanup.back());
-  }
-  return mt::Tokenizer::load(mt::test::shared_data() / model);
-}
-
 // Renders every case of tests/fixtures/tokenizer/<name> and counts mismatching cases.
 void check_fixture(const std::string& name) {
   const auto fx = mt::test::read_json(mt::test::tokenizer_fixture(name));
   std::vector<fs::path> cleanup;
-  const mt::Tokenizer tok = fixture_tokenizer(fx.at("tokenizer"), cleanup);
+  const mt::Tokenizer tok = mt::test::fixture_tokenizer(fx.at("tokenizer"), cleanup);
   const std::string tmpl = fx.at("template").get<std::string>();
   size_t mismatches = 0;
   REQUIRE(fx.at("cases").size() >= 6);
@@ -53,8 +37,8 @@ void check_fixture(const std::string& name) {
     const std::vector<int64_t> mask(r.loss_mask.begin(), r.loss_mask.end());
     if (r.ids != want_ids || mask != want_mask) {
       ++mismatches;
-      INFO(name << " case " << c.at("name").get<std::string>() << "\n  ids  " << show(r.ids) << "\n  want "
-                << show(want_ids) << "\n  mask " << show(mask) << "\n  want " << show(want_mask));
+      INFO(name << " case " << c.at("name").get<std::string>() << "\n  ids  " << mt::test::show_ids(r.ids) << "\n  want "
+                << mt::test::show_ids(want_ids) << "\n  mask " << mt::test::show_ids(mask) << "\n  want " << mt::test::show_ids(want_mask));
       CHECK(r.ids == want_ids);
       CHECK(mask == want_mask);
     }
@@ -171,29 +155,4 @@ TEST_CASE("chat template: errors for what a template cannot express", "[chat][ba
   require_error([&] { mt::render_chat(l2, "alpaca", msgs({{"assistant", "b"}})); }, {"alpaca", "message 0"});
   require_error([&] { mt::render_chat(l2, "chatml", ua); }, {"chatml", "<|im_start|>", "llama2"});
   require_error([&] { mt::render_chat(l2, "llama3", ua); }, {"llama3", "<|start_header_id|>"});
-}
-
-TEST_CASE("chat template: the space before a LLaMA-2 or Mistral answer is the answer's first target", "[chat][boundary]") {
-  // SentencePiece cannot merge the space into a digit: "] 42" is "]" "▁" "4" "2". The generation
-  // prompt ends at "[/INST]", so the "▁" is the first token the model must emit.
-  const auto ask = msgs({{"user", "What is 6*7?"}});
-  const auto conv = msgs({{"user", "What is 6*7?"}, {"assistant", "42"}});
-  for (const char* vocab : {"llama2", "mistral", "mistral-v3"}) {
-    INFO(vocab);
-    const auto tok = mt::Tokenizer::load(mt::test::vocab_file(vocab));
-    const std::string tmpl = std::string(vocab) == "llama2" ? "llama2" : "mistral";
-    const auto r = mt::render_chat(tok, tmpl, conv);
-    const auto gen = mt::render_chat(tok, tmpl, ask, false, /*add_generation_prompt=*/true).ids;
-    REQUIRE(r.ids.size() > gen.size());
-    CHECK(std::equal(gen.begin(), gen.end(), r.ids.begin()));
-    CHECK(r.ids[gen.size()] == tok.token_id("\xe2\x96\x81").value());  // "▁"
-    CHECK(r.loss_mask[gen.size() - 1] == 0);
-    CHECK(r.loss_mask[gen.size()] == 1);
-  }
-  // LLaMA-2 in ids: ... "]" 29962, then "▁" 29871 "4" 29946 "2" 29906 "▁" 29871 </s> 2, all targets.
-  const auto l2 = mt::Tokenizer::load(mt::test::vocab_file("llama2"));
-  const auto r = mt::render_chat(l2, "llama2", conv);
-  REQUIRE(r.ids.size() >= 6);
-  CHECK(std::vector<int64_t>(r.ids.end() - 6, r.ids.end()) == std::vector<int64_t>{29962, 29871, 29946, 29906, 29871, 2});
-  CHECK(std::vector<int64_t>(r.loss_mask.end() - 6, r.loss_mask.end()) == std::vector<int64_t>{0, 1, 1, 1, 1, 1});
 }
