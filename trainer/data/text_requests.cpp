@@ -81,19 +81,12 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> score_pair_from_json(const
       throw Error(fmt::format("{}: pair scoring needs both 'instruction' and 'response'", where));
     const std::string instruction = text_field(obj, "instruction", where);
     const std::string response = text_field(obj, "response", where);
+    // The target is the assistant turn exactly as training renders and masks it, end-of-turn
+    // token included, after the prompt generation would use.
     const Tokenizer& tok = need_tokenizer(ctx, where);
     const std::string& tmpl = need_template(ctx, where);
-    // Render the whole exchange once and cut it where the prompt ends: the target is the
-    // assistant turn exactly as training renders and masks it, end-of-turn token included.
-    const RenderedChat full = render_chat(tok, tmpl, {{"user", instruction}, {"assistant", response}});
-    const std::vector<int64_t> prompt = instruction_prompt(tok, tmpl, instruction);
-    if (prompt.size() > full.ids.size() || !std::equal(prompt.begin(), prompt.end(), full.ids.begin()))
-      throw Error(fmt::format("{}: template '{}' renders the prompt differently inside the full exchange", where, tmpl));
-    // End at the last trained token (ChatML renders a newline after <|im_end|> that is not learned).
-    size_t end = full.ids.size();
-    while (end > prompt.size() && full.loss_mask[end - 1] == 0) --end;
-    return {prompt, std::vector<int64_t>(full.ids.begin() + static_cast<long>(prompt.size()),
-                                         full.ids.begin() + static_cast<long>(end))};
+    ChatTurnSplit split = split_last_turn(tok, tmpl, {{"user", instruction}, {"assistant", response}});
+    return {std::move(split.prompt), std::move(split.target)};
   }
   throw Error(fmt::format("{}: give 'prompt_ids'/'target_ids', 'prompt'/'target' or 'instruction'/'response'", where));
 }

@@ -71,10 +71,9 @@ std::vector<double> self_curation_ratings(const Context& ctx, const fs::path& di
       std::string user = replace_all(ctx.config.filter.self_curation_template, "{instruction}",
                                      cands[i]["instruction"].get<std::string>());
       user = replace_all(user, "{response}", cands[i]["response"].get<std::string>());
-      ScoreRequest r;
-      r.prompt_ids = generation_prompt(ctx, {"", user, ""});
-      r.target_ids = ctx.tok->encode(std::to_string(d));
-      req.push_back(r);
+      // The rating as the model's whole answer, rendered as training renders answers (a plain
+      // encode of the digit would add a SentencePiece "▁" that ChatML or Alpaca never put there).
+      req.push_back(score_request(ctx, {"", user, std::to_string(d)}));
     }
   const auto res = score_chunked(ctx, dir / "self_curation_scores", model_of_round(ctx, 0, false), req, tp,
                                  "stage4.self_curation");

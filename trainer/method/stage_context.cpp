@@ -51,21 +51,10 @@ std::vector<int64_t> generation_prompt(const Context& ctx, const Turns& t) {
 }
 
 ScoreRequest score_request(const Context& ctx, const Turns& t) {
-  const RenderedChat r = render_chat(*ctx.tok, ctx.chat_template, messages_of(t, true));
-  size_t first = r.ids.size(), last = 0;
-  for (size_t i = 0; i < r.ids.size(); ++i)
-    if (r.loss_mask[i]) {
-      first = std::min(first, i);
-      last = i;
-    }
+  ChatTurnSplit split = split_last_turn(*ctx.tok, ctx.chat_template, messages_of(t, true));
   ScoreRequest req;
-  if (first == r.ids.size()) {
-    req.prompt_ids = r.ids;
-    return req;
-  }
-  req.prompt_ids.assign(r.ids.begin(), r.ids.begin() + static_cast<std::ptrdiff_t>(first));
-  req.target_ids.assign(r.ids.begin() + static_cast<std::ptrdiff_t>(first),
-                        r.ids.begin() + static_cast<std::ptrdiff_t>(last) + 1);
+  req.prompt_ids = std::move(split.prompt);
+  req.target_ids = std::move(split.target);
   return req;
 }
 
