@@ -6,13 +6,14 @@
 #include "trainer/base/jsonl.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace mt::cli {
 
 std::vector<OptionSpec> text_options() {
   return {
       {"tokenizer", true, "tokenizer dir or file, for text inputs", "the --model directory"},
-      {"template", true, "chat template for instruction inputs: llama3, llama2, mistral, chatml, alpaca",
+      {"template", true, fmt::format("chat template for instruction inputs: {}", fmt::join(chat_template_names(), ", ")),
        "detected from the tokenizer"},
   };
 }

@@ -24,6 +24,7 @@
 #include <utility>
 #include <variant>
 
+#include "models/chat_template.h"
 #include "models/read_file.h"
 #include "trainer/method/mutual_filter.h"
 #include "models/error.h"
@@ -98,6 +99,11 @@ ValueSpec list_of(std::vector<std::string> choices) {
   s.choices = std::move(choices);
   return s;
 }
+std::vector<std::string> with_auto(std::vector<std::string> names) {
+  names.insert(names.begin(), "auto");
+  return names;
+}
+
 ValueSpec one_of(std::vector<std::string> choices, std::vector<std::pair<std::string, std::string>> aliases = {}) {
   ValueSpec s;
   s.kind = Kind::Enum;
@@ -267,7 +273,7 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
           "Fraction of the training examples held out for eval when data.eval_sources is empty; 0 = no eval.",
           kFixed),
       key("data.template", [](auto& c) -> auto& { return c.data.template_name; },
-          one_of({"auto", "llama3", "llama2", "mistral", "chatml", "alpaca"}),
+          one_of(with_auto(chat_template_names())),
           "Chat template; auto = detected from the tokenizer.", kFixed),
       key(MT_KEY(data, max_len), at_least(2), "Packed row length in tokens; no example is longer.", kFixed),
       key(MT_KEY(data, packing), one_of({"first_fit", "sequential", "none"}),
