@@ -1,5 +1,5 @@
 // The run configuration: one schema table (every key typed, defaulted and documented in one place,
-// config.cpp), strict YAML parsing with file:line errors and "did you mean" suggestions, `--set
+// schema_keys.cpp), strict YAML parsing with file:line errors and "did you mean" suggestions, `--set
 // a.b=value` overrides, the resolved config written back as YAML, and the resume-compatibility rule
 // (which keys may change when a run is resumed).
 #pragma once
