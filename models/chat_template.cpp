@@ -357,7 +357,6 @@ void render_alpaca(ChatBuilder& b, const Tokenizer& tok, const std::vector<ChatM
   }
 }
 
-
 std::string unknown_template(const std::string& t) {
   return fmt::format("unknown chat template '{}' (known: {})", t, fmt::join(chat_template_names(), ", "));
 }
