@@ -9,7 +9,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
 
 DEB_PACKAGES=(build-essential cmake ninja-build ccache pkg-config python3-venv
-              libyaml-cpp-dev libfmt-dev libsentencepiece-dev nlohmann-json3-dev catch2 clang)
+              libyaml-cpp-dev libfmt-dev libsentencepiece-dev nlohmann-json3-dev catch2 clang
+              libgloo-dev)  # gloo headers: torch's c10d Gloo backend (CPU data parallelism)
 
 if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then
   missing=()
@@ -25,7 +26,7 @@ if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; 
     echo "setup: Debian packages present: ${DEB_PACKAGES[*]}"
   fi
 else
-  echo "setup: no apt-get here; expecting yaml-cpp, fmt, sentencepiece, nlohmann-json, Catch2 installed"
+  echo "setup: no apt-get here; expecting yaml-cpp, fmt, sentencepiece, nlohmann-json, Catch2 installed (gloo optional)"
 fi
 
 if py="$(mt_find_python)"; then

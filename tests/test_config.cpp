@@ -525,7 +525,7 @@ TEST_CASE("config: the schema lists every key the YAML has, and docs/config.md h
   for (const auto& k : schema)
     if (k.path.rfind("data.sources[].", 0) == 0) expected.insert("data.eval_sources[]." + k.path.substr(15));
   const std::set<std::string> sections = {"model",  "data",   "optimizer", "schedule",  "training", "alignment", "output",
-                                          "logging", "pipeline", "rounds",   "synthesis", "filter",   "final", "demo"};
+                                          "logging", "distributed", "pipeline", "rounds",   "synthesis", "filter",   "final", "demo"};
   for (const auto& s : sections) expected.insert(s);
   CHECK(yaml_paths == expected);
 
@@ -550,7 +550,8 @@ TEST_CASE("config: the schema lists every key the YAML has, and docs/config.md h
   for (const auto& k : schema) {
     INFO(k.path);
     const bool expected_safe = resume_safe.count(k.path) > 0 || k.path.rfind("output.", 0) == 0 ||
-                               k.path.rfind("logging.", 0) == 0;
+                               k.path.rfind("logging.", 0) == 0 ||
+                               k.path.rfind("distributed.", 0) == 0;
     CHECK(k.resume_safe == expected_safe);
   }
 

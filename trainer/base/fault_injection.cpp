@@ -33,6 +33,13 @@ void fault_point(const std::string& name) {
   std::_Exit(137);
 }
 
+bool fault_flag(const std::string& name) {
+  const char* env = std::getenv("MAINTUNE_FAULT_FLAGS");
+  if (env == nullptr || *env == '\0') return false;
+  const std::string list = std::string(",") + env + ",";
+  return list.find("," + name + ",") != std::string::npos;
+}
+
 void inject_nan_loss_at_steps(const std::vector<int64_t>& steps) {
   std::lock_guard<std::mutex> lock(g_nan_mutex);
   g_nan_steps = std::set<int64_t>(steps.begin(), steps.end());

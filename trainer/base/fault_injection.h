@@ -10,6 +10,10 @@ namespace mt {
 
 void fault_point(const std::string& name);
 
+// True when MAINTUNE_FAULT_FLAGS (a comma-separated list) names `name`: a fault a test switches on
+// for one process, e.g. "train.perturb_weights" (this rank's weights differ from the others').
+bool fault_flag(const std::string& name);
+
 // Fault injection for tests (also read from MAINTUNE_FAULT_NAN_STEPS="3,4" at the start of a run):
 // the loss of these optimizer steps (1-based) is made NaN, as a diverging run would.
 void inject_nan_loss_at_steps(const std::vector<int64_t>& steps);

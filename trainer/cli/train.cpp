@@ -33,6 +33,7 @@ int cmd_train(int argc, char** argv) {
   require_config_or_set(args);
   const TrainConfig config = train_config_from_args(args);
   const TrainOutcome out = run_training(config, args.get("resume"));
+  if (!out.main_rank) return 0;  // rank 0 reports for the job
   if (out.interrupted) {
     std::cerr << fmt::format("maintune train: stopped at step {} of {}; continue with: maintune train --config {} "
                              "--run-dir {} --resume auto\n",

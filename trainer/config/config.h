@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "trainer/data/data_formats.h"
+#include "trainer/dist/dist_options.h"
 
 namespace mt {
 
@@ -169,6 +170,7 @@ struct TrainConfig {
   AlignmentSection alignment;
   OutputSection output;
   LoggingSection logging;
+  DistributedOptions distributed;  // under torchrun (trainer/dist/dist_options.h)
   PipelineSection pipeline;
   RoundsSection rounds;
   SynthesisSection synthesis;

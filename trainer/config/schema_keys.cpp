@@ -195,6 +195,14 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
       key(MT_KEY(logging, progress), one_of({"auto", "bar", "lines", "none"}),
           "auto = a bar on a TTY, log lines otherwise.", kResumeSafe),
       key(MT_KEY(logging, tensorboard), any_value(), "Write TensorBoard event files into the run dir.", kResumeSafe),
+      // distributed (under torchrun; docs/distributed.md)
+      key(MT_KEY(distributed, backend), one_of({"auto", "nccl", "gloo"}),
+          "The c10d backend of a torchrun job: auto = nccl when the model is on CUDA, gloo on the CPU.", kResumeSafe),
+      key(MT_KEY(distributed, bucket_mb), above(0),
+          "MiB per flat bucket of the gradient all-reduce after each window (torch DDP's default is 25).",
+          kResumeSafe),
+      key(MT_KEY(distributed, timeout_s), at_least(1),
+          "Seconds the rendezvous or one collective may wait for the other ranks before the run fails.", kResumeSafe),
       // pipeline (maintune pipeline; docs/method.md)
       key(MT_KEY(pipeline, unlabeled), any_value(),
           "Unlabeled responses for synthesis (stage 3): entries as in data.sources (text, text_jsonl, or pair "

@@ -1,19 +1,23 @@
-// Rank and world size from torchrun's environment variables, and the (single-process) reductions.
+// torchrun's environment variables, the backend choice and the rank's device, and the reductions
+// (see distributed.h).
 #include "trainer/dist/distributed.h"
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "models/error.h"
+#include "trainer/dist/process_group.h"
 
 namespace mt {
 namespace {
 
-int64_t env_int(const char* name, int64_t fallback) {
+std::optional<int64_t> env_int(const char* name) {
   const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return fallback;
+  if (v == nullptr || *v == '\0') return std::nullopt;
   char* end = nullptr;
   errno = 0;
   const long long x = std::strtoll(v, &end, 10);
@@ -26,20 +30,67 @@ int64_t env_int(const char* name, int64_t fallback) {
 
 DistEnv dist_env_from_environment() {
   DistEnv env;
-  env.rank = env_int("RANK", 0);
-  env.world_size = env_int("WORLD_SIZE", 1);
-  env.local_rank = env_int("LOCAL_RANK", env.rank);
-  if (env.world_size < 1 || env.rank >= env.world_size)
-    throw Error(fmt::format("RANK={} is not below WORLD_SIZE={}", env.rank, env.world_size));
-  if (env.world_size > 1)
-    throw Error(fmt::format("WORLD_SIZE={}: this build trains on one process only; NCCL data parallelism is not "
-                            "built yet (run without torchrun, or with WORLD_SIZE=1)", env.world_size));
+  const std::optional<int64_t> rank = env_int("RANK"), world = env_int("WORLD_SIZE"), local = env_int("LOCAL_RANK");
+  env.launched = world.has_value();
+  if (!env.launched) {
+    if (rank.value_or(0) != 0 || local.value_or(0) != 0)
+      throw Error(fmt::format("RANK={} / LOCAL_RANK={} is set but WORLD_SIZE is not: launch the ranks with torchrun "
+                              "(or set all of RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT)",
+                              rank.value_or(0), local.value_or(0)));
+    return env;
+  }
+  env.world_size = *world;
+  env.rank = rank.value_or(0);
+  env.local_rank = local.value_or(env.rank);
+  if (env.world_size < 1) throw Error("WORLD_SIZE=0: a job needs at least one rank");
+  if (env.rank >= env.world_size)
+    throw Error(fmt::format("RANK={} is not below WORLD_SIZE={} (ranks are 0 .. WORLD_SIZE-1)", env.rank, env.world_size));
+  if (!rank && env.world_size > 1)
+    throw Error(fmt::format("WORLD_SIZE={} is set but RANK is not: every process needs its RANK", env.world_size));
+  if (env.local_rank > env.rank)
+    throw Error(fmt::format("LOCAL_RANK={} is above RANK={}: the local rank counts the ranks of one node", env.local_rank,
+                            env.rank));
+  const char* addr = std::getenv("MASTER_ADDR");
+  const std::optional<int64_t> port = env_int("MASTER_PORT");
+  if (addr == nullptr || *addr == '\0' || !port)
+    throw Error(fmt::format("WORLD_SIZE={} needs MASTER_ADDR and MASTER_PORT (the rendezvous address; torchrun sets "
+                            "them), but {} not set",
+                            env.world_size,
+                            (addr == nullptr || *addr == '\0') ? (port ? "MASTER_ADDR is" : "neither is")
+                                                              : "MASTER_PORT is"));
+  if (*port < 1 || *port > 65535) throw Error(fmt::format("MASTER_PORT={} is not a TCP port (1 .. 65535)", *port));
+  env.master_addr = addr;
+  env.master_port = *port;
   return env;
 }
 
-void all_reduce_sum(const DistEnv& env, at::Tensor& values) {
-  (void)values;
-  if (env.world_size != 1) throw Error("all_reduce_sum: no collective backend for world size > 1");
+c10::Device rank_device(const DistEnv& env, c10::Device resolved) {
+  if (!resolved.is_cuda()) return resolved;
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+}
+
+std::string resolve_backend(const std::string& backend, c10::Device device) {
+  if (backend == "auto") return device.is_cuda() ? "nccl" : "gloo";
+  if (backend == "nccl" && !device.is_cuda())
+    throw Error("distributed.backend nccl: the model is on the CPU; NCCL reduces CUDA tensors (use gloo or auto)");
+  if (backend != "nccl" && backend != "gloo")
+    throw Error(fmt::format("distributed.backend '{}': expected auto, nccl or gloo", backend));
+  return backend;
+}
+
+void connect_ranks(DistEnv& env, const DistributedOptions& options, c10::Device device) {
+  if (!env.launched || env.group) return;
+  if (options.timeout_s < 1)
+    throw Error(fmt::format("distributed.timeout_s = {}: must be at least 1", options.timeout_s));
+  env.group = std::make_shared<ProcessGroup>(env, resolve_backend(options.backend, device), device, options.timeout_s);
+}
+
+void all_reduce_sum(const DistEnv& env, at::Tensor& values, const std::string& what) {
+  if (env.group) {
+    env.group->all_reduce_sum(values, what);
+  } else if (env.world_size != 1) {
+    throw Error("all_reduce_sum: several ranks but no process group (connect_ranks was not called)");
+  }
 }
 
 }  // namespace mt

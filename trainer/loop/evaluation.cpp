@@ -48,7 +48,7 @@ EvalResult evaluate(const Transformer& master, const DatasetView& data, LoaderOp
     sums[3] += stats.retrieval_hits;
     sums[4] += stats.score_gap * n;
   }
-  all_reduce_sum(dist, sums);
+  all_reduce_sum(dist, sums, "the evaluation sums");
   EvalResult r;
   r.tokens = static_cast<int64_t>(sums[1].item<double>());
   r.loss = r.tokens > 0 ? sums[0].item<double>() / static_cast<double>(r.tokens) : std::nan("");

@@ -18,11 +18,14 @@
 #include "trainer/base/fault_injection.h"
 #include "trainer/data/data_loader.h"
 #include "trainer/dist/distributed.h"
+#include "trainer/dist/process_group.h"
 #include "trainer/engine/alignment.h"
 #include "trainer/engine/checkpoint.h"
 #include "trainer/engine/lr_schedule.h"
 #include "trainer/engine/optimizer.h"
 #include "trainer/engine/train_step.h"
+#include "trainer/loop/data_parallel.h"
+#include "trainer/loop/device.h"
 #include "trainer/loop/evaluation.h"
 #include "trainer/loop/export.h"
 #include "trainer/loop/optimizer_setup.h"
@@ -98,6 +101,7 @@ struct StepLoop {
   MetricsWriter* metrics;          // rank 0 only
   const std::string& config_yaml;  // stored in every checkpoint
   bool resumed;
+  GradientSync* grad_sync;  // DDP's gradient all-reduce; null with one process
   // The steps last saved and evaluated (-1: none), so that no step is saved or evaluated twice.
   int64_t last_checkpoint_step = -1, last_eval_step = -1;
   int64_t first_step = 0;  // of this process
@@ -172,7 +176,7 @@ WindowLosses train_window(StepLoop& run) {
     local_synthetic += window.back().synthetic_target_tokens;
   }
   at::Tensor counts = at::tensor({static_cast<double>(local_targets), static_cast<double>(local_synthetic)}, at::kDouble);
-  all_reduce_sum(dist, counts);
+  all_reduce_sum(dist, counts, "the window's target-token counts");
   const auto global_targets = static_cast<int64_t>(counts[0].item<double>());
   const auto global_synthetic = static_cast<int64_t>(counts[1].item<double>());
   const int64_t global_real = global_targets - global_synthetic;
@@ -191,9 +195,11 @@ WindowLosses train_window(StepLoop& run) {
     terms.signal = al.signal;
   }
   const WindowResult r = forward_backward(run.model.master, window, global_targets, run.so, weights, terms);
+  // DDP: the gradients are summed over the ranks once, after the window's last backward pass.
+  if (run.grad_sync != nullptr) run.grad_sync->all_reduce_gradients();
   at::Tensor sums = at::tensor({r.loss_sum, static_cast<double>(r.valid_tokens), r.loss_sum_real, r.loss_sum_synthetic},
                                at::kDouble);
-  all_reduce_sum(dist, sums);
+  all_reduce_sum(dist, sums, "the window's loss sums");
   double loss = global_targets > 0 ? sums[0].item<double>() / static_cast<double>(global_targets) : std::nan("");
   // Window means by kind (NaN, written as null, for a kind with no target in the window).
   const double loss_real = global_real > 0 ? sums[2].item<double>() / static_cast<double>(global_real) : std::nan("");
@@ -208,7 +214,7 @@ WindowLosses train_window(StepLoop& run) {
   // The alignment terms' window means over pairs (NaN when no micro-batch had two pairs).
   at::Tensor align_sums = at::tensor({static_cast<double>(r.align_pairs), r.infonce_sum, r.consistency_sum,
                                       r.retrieval_hits, r.score_gap_sum}, at::kDouble);
-  all_reduce_sum(dist, align_sums);
+  all_reduce_sum(dist, align_sums, "the window's alignment sums");
   const double align_pairs = align_sums[0].item<double>();
   auto pair_mean = [&](int i) { return align_pairs > 0 ? align_sums[i].item<double>() / align_pairs : std::nan(""); };
   const double loss_align = pair_mean(1), loss_cons = pair_mean(2);
@@ -241,7 +247,10 @@ StepUpdate update_or_skip(StepLoop& run, const WindowLosses& w) {
   const double loss = w.loss;
   const double grad_norm = clip_grad_norm(run.params, run.config.training.max_grad_norm);
   const double lr = lr_at(run.schedule, state.step);
-  const bool finite = std::isfinite(loss) && std::isfinite(w.loss_total) && std::isfinite(grad_norm);
+  // Every input is the same on every rank (reduced sums, summed gradients); the decision is still
+  // taken together, so that no rank can step while another skips.
+  const bool finite = !any_rank(run.dist, !(std::isfinite(loss) && std::isfinite(w.loss_total) && std::isfinite(grad_norm)),
+                                "the non-finite step decision");
   if (finite) {
     run.optimizer.step(lr);
     state.consecutive_nonfinite = 0;
@@ -305,6 +314,7 @@ double train_step(StepLoop& run) {
   const double dt = seconds_since(t0);
   const double tokens_per_s = static_cast<double>(w.step_tokens) / std::max(dt, 1e-9);
   if (run.dist.is_main()) write_step_metrics(run, w, u, dt, tokens_per_s);
+  fault_point("train.step");
   ProgressStats ps;
   ps.step = state.step;
   ps.loss = w.loss;
@@ -330,6 +340,7 @@ TrainOutcome run_steps(StepLoop& run) {
   run.progress = Progress(run.dist.is_main() ? config.logging.progress : "none", total_steps, config.logging.log_every);
   TrainOutcome outcome;
   outcome.total_steps = total_steps;
+  outcome.main_rank = run.dist.is_main();
   reset_peak_memory(cuda);
   run.run_start = std::chrono::steady_clock::now();
   run.first_step = state.step;
@@ -347,7 +358,10 @@ TrainOutcome run_steps(StepLoop& run) {
     }
     if (tc.eval_every > 0 && state.step % tc.eval_every == 0) evaluate_step(run);
     if (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0) save_step(run);
-    if (const int sig = stop_signal_received(); sig != 0) {
+    // A signal one rank saw stops every rank after the same step.
+    int sig = stop_signal_received();
+    if (any_rank(run.dist, sig != 0, "the stop-signal decision") && sig == 0) sig = SIGTERM;
+    if (sig != 0) {
       save_step(run);
       run.progress.finish();
       run.log(fmt::format("stopped by {} after step {} of {}; resume with --resume auto",
@@ -370,7 +384,11 @@ TrainOutcome run_steps(StepLoop& run) {
 
 TrainOutcome run_training(const TrainConfig& config, const std::string& resume) {
   check_train_config_complete(config);
-  const DistEnv dist = dist_env_from_environment();
+  // The ranks (under torchrun): joined, and agreeing on the resolved config.
+  DistEnv dist = dist_env_from_environment();
+  const at::Device device = rank_device(dist, resolve_device(config.model.device));
+  const std::string config_yaml = train_config_to_yaml(config);
+  join_ranks(dist, config, device, config_yaml);
   const bool main_rank = dist.is_main();
   const fs::path run_dir = config.output.run_dir;
   Progress progress(main_rank ? config.logging.progress : "none", 1, config.logging.log_every);
@@ -380,7 +398,7 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   // Open the run: its directory, and the checkpoint to resume from.
   const std::optional<LoadedCheckpoint> ckpt = open_run_dir(config, resume, main_rank, log);
   // The weights: the model and the alignment scorer, the checkpoint's when resuming.
-  TrainedWeights model = load_trained_weights(config, ckpt);
+  TrainedWeights model = load_trained_weights(config, ckpt, device);
   // The data and the loader at the checkpoint's cursor.
   const TrainingData data = load_training_data(config, model.master.config, dist, log);
   DataLoader loader = open_train_loader(data, ckpt);
@@ -393,22 +411,32 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   std::vector<at::Tensor> params;
   for (const auto& [name, t] : trained) params.push_back(t);
   const StepOptions so = step_options(config, model.compute_dtype);
+  if (fault_flag("train.perturb_weights")) params[0].detach().add_(1e-3);  // a test's rank with other weights
+  check_same_weights(dist, trained, "at the start (each rank loads the weights itself: are the files the same?)");
+  const std::unique_ptr<GradientSync> grad_sync = make_gradient_sync(dist, config, params);
 
   // The outputs: config.yaml, metrics.jsonl (cut back to the checkpoint's length), the log.
-  const std::string config_yaml = train_config_to_yaml(config);
   std::unique_ptr<MetricsWriter> metrics;
   if (main_rank) {
     write_run_config(run_dir, config_yaml);
     metrics = std::make_unique<MetricsWriter>(run_dir, ckpt ? ckpt->state.metrics_bytes : -1, config.logging.tensorboard);
   }
   log_run_start(config, model, data, params, micro_per_epoch, schedule, so, log);
+  if (grad_sync)
+    log(fmt::format("data parallel: {} ranks ({}), {} rows per optimizer step over all ranks (the micro-batch counts "
+                    "above are per rank); gradients summed in {} buckets of up to {} MiB after each window; tokens/s "
+                    "over all ranks",
+                    dist.world_size, dist.group->backend(),
+                    dist.world_size * config.training.micro_batch_size * config.training.grad_accum_steps,
+                    grad_sync->num_buckets(), config.distributed.bucket_mb));
 
   // The step loop, with SIGTERM/SIGINT as a graceful stop until the run returns.
   const StopSignals signals;
   StepLoop loop{config, dist,     log,   progress, model,         data,       loader, optimizer,
-                params, schedule, so,    state,    metrics.get(), config_yaml, ckpt.has_value()};
+                params, schedule, so,    state,    metrics.get(), config_yaml, ckpt.has_value(), grad_sync.get()};
   TrainOutcome outcome = run_steps(loop);
   if (outcome.interrupted) return outcome;
+  check_same_weights(dist, trained, fmt::format("after step {}", outcome.step));
 
   // Finish: final/ (rank 0).
   if (main_rank && config.output.export_final) {

@@ -23,6 +23,7 @@ struct TrainOutcome {
   bool interrupted = false;      // stopped by a signal after saving a checkpoint
   double last_loss = 0;            // of this process's last step
   std::filesystem::path final_dir;  // empty when not exported
+  bool main_rank = true;            // false on the other ranks of a torchrun job: they stay quiet
 };
 
 // `resume`: "" (a new run; refused when the run directory already holds checkpoints), "auto" (the

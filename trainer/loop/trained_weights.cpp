@@ -10,7 +10,6 @@
 #include "models/error.h"
 #include "models/hf_config.h"
 #include "trainer/engine/mixed_precision.h"
-#include "trainer/loop/device.h"
 
 namespace mt {
 namespace fs = std::filesystem;
@@ -91,9 +90,10 @@ void load_scorer(const TrainConfig& config, const std::optional<LoadedCheckpoint
 
 }  // namespace
 
-TrainedWeights load_trained_weights(const TrainConfig& config, const std::optional<LoadedCheckpoint>& ckpt) {
+TrainedWeights load_trained_weights(const TrainConfig& config, const std::optional<LoadedCheckpoint>& ckpt,
+                                    at::Device device) {
   TrainedWeights w;
-  w.device = resolve_device(config.model.device);
+  w.device = device;
   w.compute_dtype = dtype_from_name(config.model.dtype);
   const at::ScalarType master_dtype = config.model.pure_bf16 ? at::kBFloat16 : at::kFloat;
   if (config.model.pure_bf16 && w.compute_dtype != at::kBFloat16)

@@ -17,7 +17,7 @@
 namespace mt {
 
 struct TrainedWeights {
-  at::Device device = at::kCPU;               // model.device resolved
+  at::Device device = at::kCPU;               // model.device resolved (this rank's GPU on CUDA)
   at::ScalarType compute_dtype = at::kFloat;  // model.dtype
   Transformer master;                         // trainable
   GenerationDefaults generation;              // of the model directory (empty with a random init)
@@ -27,7 +27,8 @@ struct TrainedWeights {
 
 // Seeds torch's global RNG with training.seed first, before any weight is made. Settings that
 // cannot work together (pure bf16 without a bfloat16 compute dtype, alignment terms without
-// instruction/response pairs to contrast) are an mt::Error.
-TrainedWeights load_trained_weights(const TrainConfig& config, const std::optional<LoadedCheckpoint>& ckpt);
+// instruction/response pairs to contrast) are an mt::Error. The weights go to `device`.
+TrainedWeights load_trained_weights(const TrainConfig& config, const std::optional<LoadedCheckpoint>& ckpt,
+                                    at::Device device);
 
 }  // namespace mt

@@ -66,7 +66,10 @@ PipelineOutcome run_pipeline(const TrainConfig& config, bool resume) {
   check_pipeline_config(config);
   const DistEnv env = dist_env_from_environment();
   if (env.world_size > 1)
-    throw Error("pipeline: several ranks are not supported yet (the trainer has no NCCL backend)");
+    throw Error(fmt::format("pipeline: WORLD_SIZE={}: the pipeline runs as one process in this build (data "
+                            "parallelism covers `maintune train` only; the pipeline's stage trainings, generation "
+                            "and scoring are not sharded across ranks yet): run it without torchrun",
+                            env.world_size));
   Context ctx;
   ctx.config = config;
   ctx.run_dir = fs::path(config.output.run_dir);

@@ -26,6 +26,7 @@ const std::vector<std::pair<std::string, std::string>>& first_reader_of_config_p
       {"output", ""},                   // where the run is written, not what it computes ...
       {"output.export_dtype", "seed"},  // ... except this: each stage starts from the previous final/
       {"logging", ""},
+      {"distributed", ""},  // how the ranks talk, not what they compute
       {"data.cache_dir", ""},             // token caches are keyed by their content
       {"training.checkpoint_every", ""},  // resume is exact, so checkpoints do not change results
       {"training.eval_every", ""},        // stage trainings have no eval data (train_stage_model)
