@@ -15,7 +15,6 @@ namespace mt {
 #ifdef MT_HAVE_NCCL
 c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
                                                     std::chrono::milliseconds timeout, c10::Device device) {
-  if (!device.is_cuda()) throw Error("distributed.backend nccl needs the model on CUDA (model.device cuda or auto)");
   c10::cuda::set_device(device.index());
   auto options = c10d::ProcessGroupNCCL::Options::create();
   options->timeout = timeout;

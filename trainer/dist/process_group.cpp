@@ -70,13 +70,12 @@ ProcessGroup::ProcessGroup(const DistEnv& env, const std::string& backend, c10::
   impl_->device = device;
   const int rank = static_cast<int>(env.rank), size = static_cast<int>(env.world_size);
   try {
+    // `backend` comes from resolve_backend: gloo or nccl.
     if (backend == "gloo") {
       impl_->backend = make_gloo_backend(c10::make_intrusive<c10d::PrefixStore>("gloo", impl_->store), rank, size, timeout);
-    } else if (backend == "nccl") {
+    } else {
       impl_->backend =
           make_nccl_backend(c10::make_intrusive<c10d::PrefixStore>("nccl", impl_->store), rank, size, timeout, device);
-    } else {
-      throw Error(fmt::format("distributed.backend '{}': expected auto, nccl or gloo", backend));
     }
   } catch (const Error&) {
     throw;
