@@ -21,12 +21,12 @@ struct ConfigFile {
 
   explicit ConfigFile(const std::string& text) { mt::test::write_file(path, text); }
   ~ConfigFile() { fs::remove_all(dir); }
-  mt::TrainConfig load(const std::vector<std::string>& overrides = {}) const {
-    return mt::load_train_config(path, overrides);
+  mt::PipelineConfig load(const std::vector<std::string>& overrides = {}) const {
+    return mt::load_pipeline_config(path, overrides);
   }
 };
 
-mt::TrainConfig load_text(const std::string& text, const std::vector<std::string>& overrides = {}) {
+mt::PipelineConfig load_text(const std::string& text, const std::vector<std::string>& overrides = {}) {
   return ConfigFile(text).load(overrides);
 }
 
@@ -37,9 +37,9 @@ void require_text_error(const std::string& text, std::initializer_list<std::stri
   require_error([&] { load_text(text, overrides); }, parts);
 }
 
-// Two configs are equal when they print the same (train_config_to_yaml prints every key).
-bool same_config(const mt::TrainConfig& a, const mt::TrainConfig& b) {
-  return mt::train_config_to_yaml(a) == mt::train_config_to_yaml(b);
+// Two configs are equal when they print the same (pipeline_config_to_yaml prints every key).
+bool same_config(const mt::PipelineConfig& a, const mt::PipelineConfig& b) {
+  return mt::pipeline_config_to_yaml(a) == mt::pipeline_config_to_yaml(b);
 }
 
 // Every key path of a YAML tree: "a.b" for map entries, "a[]" then "a[].c" for list entries.
@@ -121,8 +121,8 @@ logging:
 }  // namespace
 
 TEST_CASE("config: no file and an empty file give the defaults", "[config]") {
-  const mt::TrainConfig defaults;
-  const auto c = mt::load_train_config("");
+  const mt::PipelineConfig defaults;
+  const auto c = mt::load_pipeline_config("");
   CHECK(same_config(c, defaults));
   CHECK(c.model.init == "pretrained");
   CHECK(c.model.dtype == "bfloat16");
@@ -140,7 +140,7 @@ TEST_CASE("config: no file and an empty file give the defaults", "[config]") {
 }
 
 TEST_CASE("config: the required keys are checked apart from loading", "[config]") {
-  const auto c = mt::load_train_config("");  // loading alone does not require them
+  const auto c = mt::load_pipeline_config("");  // loading alone does not require them
   require_error([&] { mt::check_train_config_complete(c); },
                 {"model.path is not set", "--set model.path=", "output.run_dir is not set", "--run-dir",
                  "data.sources is empty", "data.sources=[FILE]"});
@@ -237,7 +237,7 @@ output:
   run_dir: /abs/runs/../x
 )");
   const fs::path base = (root / "conf" / "sub").lexically_normal();
-  auto c = mt::load_train_config(file);
+  auto c = mt::load_pipeline_config(file);
   CHECK(c.model.path == (root / "models" / "llama").lexically_normal().string());
   CHECK(c.model.tokenizer.empty());  // "" stays "" (= model.path)
   CHECK(c.data.sources[0].path == base / "train.jsonl");
@@ -249,15 +249,15 @@ output:
 
   // A relative config path: the folder is still found (made absolute against the cwd).
   const fs::path relative = fs::relative(file, fs::current_path());
-  CHECK(same_config(mt::load_train_config(relative), c));
+  CHECK(same_config(mt::load_pipeline_config(relative), c));
 
   const fs::path cwd = fs::current_path();
-  c = mt::load_train_config(file, {"output.run_dir=runs/a", "data.sources[1].path=b2.jsonl", "model.tokenizer=/t"});
+  c = mt::load_pipeline_config(file, {"output.run_dir=runs/a", "data.sources[1].path=b2.jsonl", "model.tokenizer=/t"});
   CHECK(c.output.run_dir == (cwd / "runs" / "a").lexically_normal().string());
   CHECK(c.data.sources[1].path == (cwd / "b2.jsonl").lexically_normal());
   CHECK(c.data.sources[1].answers_path == base / "answers.jsonl");  // from the file, unchanged
   CHECK(c.model.tokenizer == "/t");
-  require_error([&] { mt::load_train_config(file, {"model.path=~/models/x"}); },
+  require_error([&] { mt::load_pipeline_config(file, {"model.path=~/models/x"}); },
                 {"--set model.path=~/models/x: model.path: '~' is not expanded"});
   fs::remove_all(root);
 }
@@ -320,9 +320,9 @@ TEST_CASE("config: errors name FILE:LINE:COL, the key and what is wrong", "[conf
                      {"run.yaml: data.sources[0]: min_chars (50) is above max_chars (10)"});
   // The file itself.
   const fs::path dir = mt::test::temp_dir("config_missing");
-  require_error([&] { mt::load_train_config(dir / "nope.yaml"); },
+  require_error([&] { mt::load_pipeline_config(dir / "nope.yaml"); },
                 {"nope.yaml: cannot open config: No such file"});
-  require_error([&] { mt::load_train_config(dir); }, {": cannot read config: it is a directory"});
+  require_error([&] { mt::load_pipeline_config(dir); }, {": cannot read config: it is a directory"});
   fs::remove_all(dir);
 }
 
@@ -443,7 +443,7 @@ TEST_CASE("config: --set overrides scalars, lists and list entries", "[config]")
   CHECK(c.data.sources[0].on_malformed == "skip");
   CHECK(c.data.sources[1].on_malformed == "skip");
   // No file: defaults plus overrides.
-  c = mt::load_train_config("", {"data.sources=[/a.jsonl]", "data.eval_sources=[/e.jsonl]"});
+  c = mt::load_pipeline_config("", {"data.sources=[/a.jsonl]", "data.eval_sources=[/e.jsonl]"});
   CHECK(c.data.sources.at(0).path == "/a.jsonl");
   CHECK(c.data.eval_sources.at(0).path == "/e.jsonl");
 
@@ -489,7 +489,7 @@ TEST_CASE("config: the YAML written back loads as the same config", "[config]") 
   c.training.seed = -9223372036854775807 - 1;
   c.output.max_shard_bytes = 9223372036854775807;
   c.output.run_dir = "/runs/with space/and: colon";
-  const std::string yaml = mt::train_config_to_yaml(c);
+  const std::string yaml = mt::pipeline_config_to_yaml(c);
   const ConfigFile file(yaml);
   const auto back = file.load();
   INFO(yaml);
@@ -503,7 +503,7 @@ TEST_CASE("config: the YAML written back loads as the same config", "[config]") 
   CHECK(back.output.run_dir == "/runs/with space/and: colon");
   CHECK(back.training.seed == c.training.seed);
   // The defaults' text loads as the defaults.
-  CHECK(same_config(load_text(mt::train_config_to_yaml(mt::TrainConfig{})), mt::TrainConfig{}));
+  CHECK(same_config(load_text(mt::pipeline_config_to_yaml(mt::PipelineConfig{})), mt::PipelineConfig{}));
 }
 
 TEST_CASE("config: the schema lists every key the YAML has, and docs/config.md holds it", "[config]") {
@@ -518,9 +518,9 @@ TEST_CASE("config: the schema lists every key the YAML has, and docs/config.md h
   }
   // Every key path of a config with one source and one eval source (eval entries' keys are
   // listed once, as data.sources[].*).
-  const auto c = mt::load_train_config("", {"data.sources=[/a]", "data.eval_sources=[/b]"});
+  const auto c = mt::load_pipeline_config("", {"data.sources=[/a]", "data.eval_sources=[/b]"});
   std::set<std::string> yaml_paths;
-  collect_paths(YAML::Load(mt::train_config_to_yaml(c)), "", yaml_paths);
+  collect_paths(YAML::Load(mt::pipeline_config_to_yaml(c)), "", yaml_paths);
   std::set<std::string> expected = schema_paths;
   for (const auto& k : schema)
     if (k.path.rfind("data.sources[].", 0) == 0) expected.insert("data.eval_sources[]." + k.path.substr(15));
@@ -595,6 +595,38 @@ TEST_CASE("config: resume_incompatibilities names the keys that may not change",
   CHECK(mt::resume_incompatibilities(saved, file.load({"data.sources[0].path=/d/z.jsonl"})) ==
         std::vector<std::string>{"data.sources[0].path: /d/a.jsonl -> /d/z.jsonl"});
   CHECK(mt::resume_incompatibilities(saved, file.load({"schedule.type=linear", "training.seed=1"})).size() == 2);
+}
+
+TEST_CASE("config: a train config holds the train sections only; old run configs with pipeline sections resume",
+          "[config]") {
+  const ConfigFile file("model: {path: /m}\ndata:\n  sources: [/d/a.jsonl]\noutput: {run_dir: /r}\n"
+                        "filter: {rule: forward}\nrounds: {count: 2}\n");
+  const mt::TrainConfig train = mt::load_train_config(file.path);
+  const std::string yaml = mt::train_config_to_yaml(train);
+  std::vector<std::string> sections;
+  for (const auto& entry : YAML::Load(yaml)) sections.push_back(entry.first.Scalar());
+  const std::vector<std::string> expected = {"model",  "data",   "optimizer", "schedule",   "training",
+                                             "alignment", "output", "logging", "distributed"};
+  CHECK(sections == expected);
+  // What train writes reads back as the same train config, and every train key is in it.
+  const mt::TrainConfig back = mt::load_train_config(ConfigFile(yaml).path);
+  CHECK(mt::train_config_to_yaml(back) == yaml);
+  std::set<std::string> paths;
+  collect_paths(YAML::Load(yaml), "", paths);
+  for (const auto& key : mt::config_schema()) {
+    const bool train_section =
+        std::find(expected.begin(), expected.end(), key.path.substr(0, key.path.find('.'))) != expected.end();
+    INFO(key.path);
+    CHECK(key.read_by_train == train_section);
+    if (key.path.find("[]") == std::string::npos) CHECK(paths.count(key.path) == (train_section ? 1u : 0u));
+  }
+  // A run directory written before the split holds the whole config: it still resumes, whatever the
+  // pipeline sections say; the pipeline itself still compares them.
+  const ConfigFile old_run(mt::pipeline_config_to_yaml(file.load()));
+  const mt::TrainConfig saved = mt::load_train_config(old_run.path);
+  CHECK(mt::resume_incompatibilities(saved, mt::load_train_config(file.path, {"filter.rule=reverse"})).empty());
+  CHECK(mt::resume_incompatibilities(old_run.load(), file.load({"filter.rule=reverse"})) ==
+        std::vector<std::string>{"filter.rule: forward -> reverse"});
 }
 
 TEST_CASE("config: hostile files give an error, never a crash", "[config]") {

@@ -8,6 +8,8 @@
 #include <map>
 #include <sstream>
 
+#include <yaml-cpp/yaml.h>
+
 #include "tests/run_fixtures.h"
 #include "tests/test_util.h"
 #include "trainer/config/config.h"
@@ -30,7 +32,7 @@ fs::path sweep_file(const std::string& tag, const std::string& body) {
   return file;
 }
 
-std::map<std::string, std::string> keys_of(const mt::TrainConfig& c) {
+std::map<std::string, std::string> keys_of(const mt::PipelineConfig& c) {
   std::map<std::string, std::string> out;
   for (const auto& [stage, key] : mt::pipeline_stage_keys(c)) out[stage] = key;
   return out;
@@ -41,8 +43,8 @@ std::vector<std::string> changed_stages(const std::vector<std::string>& override
                                         const std::vector<std::string>& base_overrides = {}) {
   auto with = base_overrides;
   with.insert(with.end(), overrides.begin(), overrides.end());
-  const auto a = mt::pipeline_stage_keys(mt::load_train_config(demo_config(), base_overrides));
-  const auto b = mt::pipeline_stage_keys(mt::load_train_config(demo_config(), with));
+  const auto a = mt::pipeline_stage_keys(mt::load_pipeline_config(demo_config(), base_overrides));
+  const auto b = mt::pipeline_stage_keys(mt::load_pipeline_config(demo_config(), with));
   REQUIRE(a.size() == b.size());
   std::vector<std::string> changed;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -305,7 +307,7 @@ TEST_CASE("sweep: the summary of a partial sweep - every swept value, unmeasured
 }
 
 TEST_CASE("stage keys: a change reaches the stage that reads it and the later ones only", "[sweep]") {
-  const auto base = mt::pipeline_stage_keys(mt::load_train_config(demo_config()));
+  const auto base = mt::pipeline_stage_keys(mt::load_pipeline_config(demo_config()));
   std::vector<std::string> names;
   for (const auto& [stage, key] : base) names.push_back(stage);
   REQUIRE(names == std::vector<std::string>{"stage0_demo", "stage1_seed_models", "stage2_round_1", "stage3_synthesis",
@@ -333,20 +335,20 @@ TEST_CASE("stage keys: a change reaches the stage that reads it and the later on
     REQUIRE(changed_stages({o}).empty());
   }
   // K rounds: one key each, distinct; no demo: no stage 0.
-  const auto k2 = mt::pipeline_stage_keys(mt::load_train_config(demo_config(), {"rounds.count=2", "demo.enabled=false"}));
+  const auto k2 = mt::pipeline_stage_keys(mt::load_pipeline_config(demo_config(), {"rounds.count=2", "demo.enabled=false"}));
   REQUIRE(k2.size() == 6);
   REQUIRE(k2[0].first == "stage1_seed_models");
   REQUIRE(k2[1].first == "stage2_round_1");
   REQUIRE(k2[2].first == "stage2_round_2");
   REQUIRE(k2[1].second != k2[2].second);
   // A keys' run directory does not matter: the same config elsewhere has the same keys.
-  REQUIRE(keys_of(mt::load_train_config(demo_config(), {"output.run_dir=/a"})) ==
-          keys_of(mt::load_train_config(demo_config(), {"output.run_dir=/b"})));
+  REQUIRE(keys_of(mt::load_pipeline_config(demo_config(), {"output.run_dir=/a"})) ==
+          keys_of(mt::load_pipeline_config(demo_config(), {"output.run_dir=/b"})));
 }
 
 TEST_CASE("stage keys: a section this build does not know counts from stage 1 - alignment as its stages list says",
           "[sweep]") {
-  const std::string yaml = mt::train_config_to_yaml(mt::load_train_config(demo_config()));
+  const std::string yaml = mt::pipeline_config_to_yaml(mt::load_pipeline_config(demo_config()));
   auto changed = [&](const std::string& a, const std::string& b) {
     const auto x = mt::pipeline_stage_keys_of_yaml(yaml + a), y = mt::pipeline_stage_keys_of_yaml(yaml + b);
     REQUIRE(x.size() == y.size());
@@ -538,4 +540,48 @@ TEST_CASE("sweep: the alignment-weight recipes resolve - every setting after the
   CHECK(real.output.find("[6/6]") != std::string::npos);
   CHECK(real.output.find("reuses:     stage1_seed_models..stage4_filter from 001-") != std::string::npos);
   CHECK(!fs::exists(dir));
+}
+TEST_CASE("stage keys: every schema key counts from the stage its first-reader column names, never before",
+          "[sweep]") {
+  // The invariant behind stage reuse: changing a key changes the key of the stage that first reads it
+  // and, by the chain, of every later stage, and of no earlier stage. Checked for every key of the
+  // schema, with the demo on and off, by editing the resolved YAML (any value is a change here).
+  for (const bool demo : {true, false}) {
+    const std::string yaml = mt::pipeline_config_to_yaml(
+        mt::load_pipeline_config(demo_config(), {demo ? "demo.enabled=true" : "demo.enabled=false"}));
+    const YAML::Node tree = YAML::Load(yaml);
+    const auto base = mt::pipeline_stage_keys_of_yaml(yaml);
+    // Every key the YAML holds is in the schema: none falls to the unknown-key rule by accident.
+    for (const auto& section : tree)
+      for (const auto& key : section.second) {
+        const std::string path = section.first.Scalar() + "." + key.first.Scalar();
+        INFO(path);
+        CHECK(std::any_of(mt::config_schema().begin(), mt::config_schema().end(),
+                          [&](const mt::ConfigKeyDoc& d) { return d.path == path; }));
+      }
+    for (const auto& doc : mt::config_schema()) {
+      if (doc.path.find("[]") != std::string::npos || doc.first_stage == "alignment.stages") continue;
+      if (doc.path == "demo.enabled" || doc.path == "rounds.count") continue;  // they change the stage list
+      const std::string section = doc.path.substr(0, doc.path.find('.')), key = doc.path.substr(section.size() + 1);
+      YAML::Node edited = YAML::Clone(tree);
+      edited[section][key] = "a value no config holds";
+      YAML::Emitter out;
+      out << edited;
+      const auto changed = mt::pipeline_stage_keys_of_yaml(out.c_str());
+      REQUIRE(changed.size() == base.size());
+      // The expected first changed stage: demo reads it (with the demo on), else its first reader.
+      std::string first = doc.first_stage == "demo" && !demo ? "" : doc.first_stage;
+      if (demo && doc.read_by_demo_stage) first = "demo";
+      const std::map<std::string, std::string> prefix = {{"demo", "stage0_demo"},       {"seed", "stage1_seed_models"},
+                                                         {"rounds", "stage2_round_"},    {"synthesis", "stage3_synthesis"},
+                                                         {"filter", "stage4_filter"},    {"final", "stage5_final"}};
+      bool reached = false;
+      for (size_t i = 0; i < base.size(); ++i) {
+        INFO(doc.path << " demo=" << demo << " stage " << base[i].first);
+        if (!first.empty() && base[i].first.rfind(prefix.at(first), 0) == 0) reached = true;
+        CHECK((base[i].second != changed[i].second) == reached);
+      }
+      if (!first.empty()) CHECK(reached);
+    }
+  }
 }

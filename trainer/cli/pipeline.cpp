@@ -21,7 +21,7 @@ int cmd_pipeline(int argc, char** argv) {
   if (!parsed) return 0;
   const Args& args = *parsed;
   require_config_or_set(args);
-  const TrainConfig config = train_config_from_args(args);
+  const PipelineConfig config = run_config_from_args(args);
   const PipelineOutcome out = run_pipeline(config, args.has("resume"));
   if (!out.complete) {
     std::cerr << fmt::format("maintune pipeline: stopped; continue with: maintune pipeline --config {} --run-dir {} --resume\n",

@@ -16,10 +16,10 @@ void require_config_or_set(const Args& args) {
     throw UsageError("--config is required (or give every key with --set)");
 }
 
-TrainConfig train_config_from_args(const Args& args) {
+PipelineConfig run_config_from_args(const Args& args) {
   std::vector<std::string> overrides = args.get_all("set");
   if (args.has("run-dir")) overrides.push_back("output.run_dir=" + args.get("run-dir"));
-  return load_train_config(args.get("config"), overrides);
+  return load_pipeline_config(args.get("config"), overrides);
 }
 
 }  // namespace mt::cli

@@ -15,7 +15,8 @@ std::vector<OptionSpec> run_config_options(const std::string& config_help, const
 // Misuse (UsageError) unless --config or some --set names the config.
 void require_config_or_set(const Args& args);
 
-// The config the options name: file + --set overrides + --run-dir (as output.run_dir).
-TrainConfig train_config_from_args(const Args& args);
+// The config the options name: file + --set overrides + --run-dir (as output.run_dir); train keeps
+// its TrainConfig part.
+PipelineConfig run_config_from_args(const Args& args);
 
 }  // namespace mt::cli

@@ -31,7 +31,7 @@ int cmd_train(int argc, char** argv) {
   if (!parsed) return 0;
   const Args& args = *parsed;
   require_config_or_set(args);
-  const TrainConfig config = train_config_from_args(args);
+  const TrainConfig config = run_config_from_args(args);
   const TrainOutcome out = run_training(config, args.get("resume"));
   if (!out.main_rank) return 0;  // rank 0 reports for the job
   if (out.interrupted) {
@@ -62,7 +62,7 @@ int cmd_config(int argc, char** argv) {
   }
   if (!args.has("config") && args.get_all("set").empty() && !args.has("run-dir"))
     throw UsageError("give --schema, or --config FILE to print it resolved");
-  std::cout << train_config_to_yaml(train_config_from_args(args));
+  std::cout << pipeline_config_to_yaml(run_config_from_args(args));
   return 0;
 }
 

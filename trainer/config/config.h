@@ -171,6 +171,13 @@ struct TrainConfig {
   OutputSection output;
   LoggingSection logging;
   DistributedOptions distributed;  // under torchrun (trainer/dist/dist_options.h)
+};
+
+// The pipeline's config: what each stage training reads (the TrainConfig part, which is what
+// run_training takes, so "train ignores the pipeline sections" is a fact of the types) and the
+// pipeline's own sections. A struct extension rather than a member so that the stage code reads
+// config.model and config.filter alike and a stage training gets its TrainConfig by slicing.
+struct PipelineConfig : TrainConfig {
   PipelineSection pipeline;
   RoundsSection rounds;
   SynthesisSection synthesis;
@@ -191,6 +198,11 @@ struct ConfigKeyDoc {
   std::string default_value;  // as YAML
   std::string doc;
   bool resume_safe = false;   // may change when resuming
+  bool read_by_train = false; // a TrainConfig key: `maintune train` reads it (else a pipeline section)
+  // The pipeline stage that first reads it (trainer/method/stage_keys.h): "" (none), demo, seed,
+  // rounds, synthesis, filter, final, or "alignment.stages" (the trainings that list names).
+  std::string first_stage;
+  bool read_by_demo_stage = false;  // with demo.enabled, stage 0 reads it too
 };
 const std::vector<ConfigKeyDoc>& config_schema();
 
@@ -207,6 +219,10 @@ std::string format_config_schema();  // the table `maintune config --schema` pri
 // keys are not checked here (the CLI may still set output.run_dir): see check_train_config_complete.
 // `overrides_dir`: the folder relative paths in overrides are resolved against ("" = the current
 // directory; a sweep file's folder for its settings).
+PipelineConfig load_pipeline_config(const std::filesystem::path& path, const std::vector<std::string>& overrides = {},
+                                    const std::filesystem::path& overrides_dir = {});
+// The same, keeping what train reads. The pipeline's sections are still checked (one config file
+// serves both commands), then dropped.
 TrainConfig load_train_config(const std::filesystem::path& path, const std::vector<std::string>& overrides = {},
                               const std::filesystem::path& overrides_dir = {});
 
@@ -214,12 +230,20 @@ TrainConfig load_train_config(const std::filesystem::path& path, const std::vect
 // data.sources entry) and how to set it.
 void check_train_config_complete(const TrainConfig& config);
 
-// The fully resolved config as YAML (every key, defaults included); load_train_config of this text
-// gives back the same config.
+// Throws mt::Error naming every inconsistency between the pipeline's sections (rules that are not
+// compared, templates without their placeholders, a weight out of range, ...) and every required
+// key that is unset.
+void check_pipeline_config(const PipelineConfig& config);
+
+// The fully resolved config as YAML (every key it holds, defaults included): a train config's
+// sections only, a pipeline config's all. Loading this text gives back the same config.
 std::string train_config_to_yaml(const TrainConfig& config);
+std::string pipeline_config_to_yaml(const PipelineConfig& config);
 
 // Keys whose values differ between two configs and are not resume_safe, as "key: old -> new"
-// lines; empty when `resumed` may continue a run started with `saved`.
+// lines; empty when `resumed` may continue a run started with `saved`. A train run compares the
+// keys train reads, so a run directory whose config.yaml also holds pipeline sections resumes.
 std::vector<std::string> resume_incompatibilities(const TrainConfig& saved, const TrainConfig& resumed);
+std::vector<std::string> resume_incompatibilities(const PipelineConfig& saved, const PipelineConfig& resumed);
 
 }  // namespace mt

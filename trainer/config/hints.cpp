@@ -49,10 +49,10 @@ std::string did_you_mean(const std::string& suggestion) {
 // another section (lr under training is optimizer.lr).
 std::string suggest_train_key(const std::string& section, const std::string& leaf) {
   std::vector<std::string> siblings;
-  for (const auto& k : train_keys())
+  for (const auto& k : config_keys())
     if (k.section() == section) siblings.push_back(k.leaf());
   if (const std::string near = closest(leaf, siblings); !near.empty()) return section + "." + near;
-  for (const auto& k : train_keys())
+  for (const auto& k : config_keys())
     if (k.leaf() == leaf) return k.path;
   return "";
 }

@@ -101,8 +101,24 @@ inline ValueSpec one_of(std::vector<std::string> choices, std::vector<std::pair<
 // The key table
 // ---------------------------------------------------------------------------------------------
 
+// The pipeline stage that first reads a key (trainer/method/stage_keys.h): the key's value goes
+// into that stage's key and, by the chain, counts for every later stage. "" = no stage: the key does
+// not change what any stage computes (where the run is written, how often it logs or checkpoints).
+// demo_too: with demo.enabled, stage 0 reads it as well (it sizes its tokenizer by the model and
+// trains it on the pipeline's prompt texts).
+struct FirstReader {
+  const char* stage;
+  bool demo_too = false;
+};
+inline constexpr FirstReader kNoStage{""}, kDemo{"demo"}, kSeed{"seed"}, kRounds{"rounds"},
+    kSynthesis{"synthesis"}, kFilter{"filter"}, kFinal{"final"};
+inline constexpr FirstReader kSeedAndDemo{"seed", true}, kFilterAndDemo{"filter", true},
+    kFinalAndDemo{"final", true};
+// The alignment loss term counts for the trainings its `stages` list names (seed, rounds, final).
+inline constexpr FirstReader kAlignmentStages{"alignment.stages"};
+
 // One key: its YAML path, how its value is checked, its doc, whether it may change on resume, and
-// an accessor pair into the object it configures (TrainConfig, or DataSourceConfig for source keys).
+// an accessor pair into the object it configures (PipelineConfig, or DataSourceConfig for source keys).
 template <typename Obj>
 struct KeyDef {
   std::string path;  // "training.seed"; source keys: "format" (relative to their entry)
@@ -110,6 +126,8 @@ struct KeyDef {
   ValueSpec spec;
   std::string doc;
   bool resume_safe = false;
+  bool read_by_train = false;  // a TrainConfig field (train_key): train writes and compares it
+  FirstReader first_reader = kSeed;  // the pipeline stage that first reads it (key tables: always given)
   std::string default_text;  // shown instead of the rendered default ("" = render it)
   std::function<Value(const Obj&)> get;
   std::function<void(Obj&, const Value&)> set;
@@ -165,14 +183,29 @@ KeyDef<Obj> make_key(std::string path, Access access, ValueSpec spec, std::strin
   return k;
 }
 
+// A key of a TrainConfig section: its accessor only sees the TrainConfig part, so a key cannot be
+// marked as read by train unless TrainConfig holds it (the compiler checks).
+template <typename Access>
+KeyDef<PipelineConfig> make_train_key(std::string path, Access access, ValueSpec spec, std::string doc,
+                                      bool resume_safe, std::string default_text = "") {
+  auto train_part = [access](auto& c) -> auto& {
+    using Train = std::conditional_t<std::is_const_v<std::remove_reference_t<decltype(c)>>, const TrainConfig, TrainConfig>;
+    return access(static_cast<Train&>(c));
+  };
+  KeyDef<PipelineConfig> k = make_key<PipelineConfig>(std::move(path), train_part, std::move(spec), std::move(doc),
+                                                      resume_safe, std::move(default_text));
+  k.read_by_train = true;
+  return k;
+}
+
 constexpr bool kResumeSafe = true;   // may differ between a run and its resumption
 constexpr bool kFixed = false;       // must stay as the run started
 
 // The key tables (schema_keys.cpp), in schema order.
 const std::vector<KeyDef<DataSourceConfig>>& source_keys();
-const std::vector<KeyDef<TrainConfig>>& train_keys();
-const std::vector<std::string>& section_names();  // train_keys' sections, in order
-const KeyDef<TrainConfig>* find_train_key(const std::string& path);       // nullptr when unknown
+const std::vector<KeyDef<PipelineConfig>>& config_keys();
+const std::vector<std::string>& section_names();  // config_keys' sections, in order
+const KeyDef<PipelineConfig>* find_config_key(const std::string& path);  // nullptr when unknown
 const KeyDef<DataSourceConfig>* find_source_key(const std::string& name);  // nullptr when unknown
 
 // Values rendered as YAML (yaml_write.cpp).

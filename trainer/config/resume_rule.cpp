@@ -7,10 +7,12 @@
 namespace mt {
 using namespace config_detail;
 
-std::vector<std::string> resume_incompatibilities(const TrainConfig& saved, const TrainConfig& resumed) {
+namespace {
+
+std::vector<std::string> incompatibilities(const PipelineConfig& saved, const PipelineConfig& resumed, bool train_only) {
   std::vector<std::string> lines;
-  for (const auto& key : train_keys()) {
-    if (key.resume_safe) continue;
+  for (const auto& key : config_keys()) {
+    if (key.resume_safe || (train_only && !key.read_by_train)) continue;
     const Value before = key.get(saved), after = key.get(resumed);
     if (key.kind != Kind::Sources) {
       if (render(before) != render(after))
@@ -33,6 +35,19 @@ std::vector<std::string> resume_incompatibilities(const TrainConfig& saved, cons
       }
   }
   return lines;
+}
+
+}  // namespace
+
+std::vector<std::string> resume_incompatibilities(const TrainConfig& saved, const TrainConfig& resumed) {
+  PipelineConfig a, b;
+  static_cast<TrainConfig&>(a) = saved;
+  static_cast<TrainConfig&>(b) = resumed;
+  return incompatibilities(a, b, true);
+}
+
+std::vector<std::string> resume_incompatibilities(const PipelineConfig& saved, const PipelineConfig& resumed) {
+  return incompatibilities(saved, resumed, false);
 }
 
 }  // namespace mt

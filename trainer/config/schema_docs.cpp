@@ -72,11 +72,20 @@ ConfigKeyDoc key_doc(const KeyDef<Obj>& key, const std::string& path, bool resum
 const std::vector<ConfigKeyDoc>& config_schema() {
   static const std::vector<ConfigKeyDoc> schema = [] {
     std::vector<ConfigKeyDoc> out;
-    for (const auto& key : train_keys()) {
-      out.push_back(key_doc(key, key.path, key.resume_safe));
+    for (const auto& key : config_keys()) {
+      ConfigKeyDoc doc = key_doc(key, key.path, key.resume_safe);
+      doc.read_by_train = key.read_by_train;
+      doc.first_stage = key.first_reader.stage;
+      doc.read_by_demo_stage = key.first_reader.demo_too;
+      out.push_back(doc);
       if (key.path == "data.sources")
-        for (const auto& source_key : source_keys())
-          out.push_back(key_doc(source_key, "data.sources[]." + source_key.path, source_key.resume_safe));
+        for (const auto& source_key : source_keys()) {
+          ConfigKeyDoc entry = key_doc(source_key, "data.sources[]." + source_key.path, source_key.resume_safe);
+          entry.read_by_train = doc.read_by_train;  // read with the list it belongs to
+          entry.first_stage = doc.first_stage;
+          entry.read_by_demo_stage = doc.read_by_demo_stage;
+          out.push_back(entry);
+        }
     }
     return out;
   }();

@@ -1,5 +1,5 @@
-// The config schema: every key of TrainConfig and of a data source entry, with its check, doc and
-// resume rule. A data table, long by nature (one entry per key); key_def.h defines its entries.
+// The config schema: every key of PipelineConfig (the TrainConfig sections, then the pipeline's) and of
+// a data source entry, with its check, doc and resume rule. A data table, long by nature (one entry per key); key_def.h defines its entries.
 #include <algorithm>
 #include <limits>
 
@@ -69,252 +69,263 @@ const std::vector<KeyDef<DataSourceConfig>>& source_keys() {
   return keys;
 }
 
-const std::vector<KeyDef<TrainConfig>>& train_keys() {
-  auto key = [](auto&&... args) { return make_key<TrainConfig>(std::forward<decltype(args)>(args)...); };
-  static const std::vector<KeyDef<TrainConfig>> keys = {
+// Keys of the run config: the TrainConfig sections (train_key), then the pipeline's (pipeline_key).
+// The first column is the pipeline stage whose key first holds the key's value (FirstReader).
+const std::vector<KeyDef<PipelineConfig>>& config_keys() {
+  auto train_key = [](FirstReader reader, auto&&... args) {
+    auto k = make_train_key(std::forward<decltype(args)>(args)...);
+    k.first_reader = reader;
+    return k;
+  };
+  auto pipeline_key = [](FirstReader reader, auto&&... args) {
+    auto k = make_key<PipelineConfig>(std::forward<decltype(args)>(args)...);
+    k.first_reader = reader;
+    return k;
+  };
+  static const std::vector<KeyDef<PipelineConfig>> keys = {
       // model
-      key(MT_KEY(model, path), path_value(),
+      train_key(kSeedAndDemo, MT_KEY(model, path), path_value(),
           "The base model: a Hugging Face model dir (config.json and safetensors weights; config.json alone "
           "with init: random). Required.",
           kFixed),
-      key(MT_KEY(model, tokenizer), path_value(), "Tokenizer dir or file; \"\" = model.path.", kFixed),
-      key(MT_KEY(model, init), one_of({"pretrained", "random"}),
+      train_key(kSeed, MT_KEY(model, tokenizer), path_value(), "Tokenizer dir or file; \"\" = model.path.", kFixed),
+      train_key(kSeed, MT_KEY(model, init), one_of({"pretrained", "random"}),
           "pretrained loads the weights; random initializes them from config.json.", kFixed),
-      key(MT_KEY(model, dtype), one_of({"bfloat16", "float32"}, {{"bf16", "bfloat16"}, {"fp32", "float32"}}),
+      train_key(kSeed, MT_KEY(model, dtype), one_of({"bfloat16", "float32"}, {{"bf16", "bfloat16"}, {"fp32", "float32"}}),
           "Compute dtype.", kFixed),
-      key(MT_KEY(model, pure_bf16), any_value(),
+      train_key(kSeed, MT_KEY(model, pure_bf16), any_value(),
           "Weights and optimizer state in bf16, with no fp32 master copy (less memory, coarser updates).",
           kFixed),
-      key(MT_KEY(model, activation_checkpointing), any_value(),
+      train_key(kSeed, MT_KEY(model, activation_checkpointing), any_value(),
           "Recompute each decoder layer in the backward pass instead of keeping its activations.", kFixed),
-      key(MT_KEY(model, device), one_of({"auto", "cpu", "cuda"}), "auto = cuda when available.", kResumeSafe),
+      train_key(kSeed, MT_KEY(model, device), one_of({"auto", "cpu", "cuda"}), "auto = cuda when available.", kResumeSafe),
       // data
-      key(MT_KEY(data, sources), any_value(),
+      train_key(kSeed, MT_KEY(data, sources), any_value(),
           "Training data: a list of entries, each a path or a map of the data.sources[] keys below. At least "
           "one (checked when the run starts).",
           kFixed),
-      key(MT_KEY(data, eval_sources), any_value(),
+      train_key(kSeed, MT_KEY(data, eval_sources), any_value(),
           "Held-out eval data: entries as in data.sources. Exclusive with data.eval_fraction.", kResumeSafe),
-      key(MT_KEY(data, eval_fraction), in_range(0, 1, true),
+      train_key(kSeed, MT_KEY(data, eval_fraction), in_range(0, 1, true),
           "Fraction of the training examples held out for eval when data.eval_sources is empty; 0 = no eval.",
           kFixed),
-      key("data.template", [](auto& c) -> auto& { return c.data.template_name; },
+      train_key(kSeed, "data.template", [](auto& c) -> auto& { return c.data.template_name; },
           one_of(with_auto(chat_template_names())),
           "Chat template; auto = detected from the tokenizer.", kFixed),
-      key(MT_KEY(data, max_len), at_least(2), "Packed row length in tokens; no example is longer.", kFixed),
-      key(MT_KEY(data, packing), one_of({"first_fit", "sequential", "none"}),
+      train_key(kSeed, MT_KEY(data, max_len), at_least(2), "Packed row length in tokens; no example is longer.", kFixed),
+      train_key(kSeed, MT_KEY(data, packing), one_of({"first_fit", "sequential", "none"}),
           "Examples into rows: first_fit (densest), sequential (in order), none (one example per row).",
           kFixed),
-      key(MT_KEY(data, train_on_prompt), any_value(), "Train on every token but BOS, not only the assistant turns.",
+      train_key(kSeed, MT_KEY(data, train_on_prompt), any_value(), "Train on every token but BOS, not only the assistant turns.",
           kFixed),
-      key(MT_KEY(data, too_long), one_of({"truncate", "drop"}),
+      train_key(kSeed, MT_KEY(data, too_long), one_of({"truncate", "drop"}),
           "An example over max_len: truncate keeps its first max_len tokens (and drops it when no response "
           "token survives); drop always drops it.",
           kFixed),
-      key(MT_KEY(data, on_malformed), one_of({"fail", "skip"}),
+      train_key(kSeed, MT_KEY(data, on_malformed), one_of({"fail", "skip"}),
           "Bad records: fail (stop, naming FILE:LINE) or skip (and count them). The default of every "
           "source's on_malformed.",
           kFixed),
-      key(MT_KEY(data, shuffle), any_value(), "Shuffle the examples every epoch (a function of training.seed).",
+      train_key(kSeed, MT_KEY(data, shuffle), any_value(), "Shuffle the examples every epoch (a function of training.seed).",
           kFixed),
-      key(MT_KEY(data, cache_dir), path_value(), "Token cache dir; \"\" = <run_dir>/cache.", kResumeSafe),
+      train_key(kNoStage, MT_KEY(data, cache_dir), path_value(), "Token cache dir; \"\" = <run_dir>/cache.", kResumeSafe),
       // optimizer
-      key(MT_KEY(optimizer, lr), above(0), "Peak learning rate (AdamW).", kFixed),
-      key(MT_KEY(optimizer, beta1), in_range(0, 1, true), "AdamW first-moment decay.", kFixed),
-      key(MT_KEY(optimizer, beta2), in_range(0, 1, true), "AdamW second-moment decay.", kFixed),
-      key(MT_KEY(optimizer, eps), above(0), "AdamW denominator epsilon.", kFixed),
-      key(MT_KEY(optimizer, weight_decay), at_least(0), "Decoupled weight decay; never applied to norms and biases.",
+      train_key(kSeed, MT_KEY(optimizer, lr), above(0), "Peak learning rate (AdamW).", kFixed),
+      train_key(kSeed, MT_KEY(optimizer, beta1), in_range(0, 1, true), "AdamW first-moment decay.", kFixed),
+      train_key(kSeed, MT_KEY(optimizer, beta2), in_range(0, 1, true), "AdamW second-moment decay.", kFixed),
+      train_key(kSeed, MT_KEY(optimizer, eps), above(0), "AdamW denominator epsilon.", kFixed),
+      train_key(kSeed, MT_KEY(optimizer, weight_decay), at_least(0), "Decoupled weight decay; never applied to norms and biases.",
           kFixed),
-      key(MT_KEY(optimizer, fused), any_value(), "ATen's fused AdamW kernel; false = the foreach reference.", kFixed),
+      train_key(kSeed, MT_KEY(optimizer, fused), any_value(), "ATen's fused AdamW kernel; false = the foreach reference.", kFixed),
       // schedule
-      key(MT_KEY(schedule, type), one_of({"constant", "linear", "cosine"}),
+      train_key(kSeed, MT_KEY(schedule, type), one_of({"constant", "linear", "cosine"}),
           "Learning-rate decay after warmup.", kFixed),
-      key(MT_KEY(schedule, warmup_steps), at_least(0), "Linear warmup over this many optimizer steps.", kFixed),
-      key(MT_KEY(schedule, min_lr_ratio), in_range(0, 1, false),
+      train_key(kSeed, MT_KEY(schedule, warmup_steps), at_least(0), "Linear warmup over this many optimizer steps.", kFixed),
+      train_key(kSeed, MT_KEY(schedule, min_lr_ratio), in_range(0, 1, false),
           "Final lr = optimizer.lr * min_lr_ratio (linear and cosine).", kFixed),
       // training
-      key(MT_KEY(training, max_steps), at_least(0), "Optimizer steps; 0 = from training.epochs.", kFixed),
-      key(MT_KEY(training, epochs), above(0),
+      train_key(kSeed, MT_KEY(training, max_steps), at_least(0), "Optimizer steps; 0 = from training.epochs.", kFixed),
+      train_key(kSeed, MT_KEY(training, epochs), above(0),
           "Passes over the training data when max_steps is 0 (fractions allowed).", kFixed),
-      key(MT_KEY(training, micro_batch_size), at_least(1), "Rows per forward pass.", kFixed),
-      key(MT_KEY(training, grad_accum_steps), at_least(1), "Micro-batches per optimizer step.", kFixed),
-      key(MT_KEY(training, max_grad_norm), at_least(0), "Global gradient-norm clipping; 0 = off.", kFixed),
-      key(MT_KEY(training, seed), any_value(), "Seed of initialization, shuffling and the eval split.", kFixed),
-      key(MT_KEY(training, eval_every), at_least(0),
+      train_key(kSeed, MT_KEY(training, micro_batch_size), at_least(1), "Rows per forward pass.", kFixed),
+      train_key(kSeed, MT_KEY(training, grad_accum_steps), at_least(1), "Micro-batches per optimizer step.", kFixed),
+      train_key(kSeed, MT_KEY(training, max_grad_norm), at_least(0), "Global gradient-norm clipping; 0 = off.", kFixed),
+      train_key(kSeed, MT_KEY(training, seed), any_value(), "Seed of initialization, shuffling and the eval split.", kFixed),
+      train_key(kNoStage, MT_KEY(training, eval_every), at_least(0),
           "Optimizer steps between evaluations; 0 = only at the end (when there is eval data).", kResumeSafe),
-      key(MT_KEY(training, eval_max_batches), at_least(0), "Batches per evaluation; 0 = the whole eval split.",
+      train_key(kNoStage, MT_KEY(training, eval_max_batches), at_least(0), "Batches per evaluation; 0 = the whole eval split.",
           kResumeSafe),
-      key(MT_KEY(training, checkpoint_every), at_least(0),
+      train_key(kNoStage, MT_KEY(training, checkpoint_every), at_least(0),
           "Optimizer steps between checkpoints; 0 = only at the end.", kResumeSafe),
-      key(MT_KEY(training, max_consecutive_nonfinite), at_least(1),
+      train_key(kSeed, MT_KEY(training, max_consecutive_nonfinite), at_least(1),
           "Stop after this many skipped (NaN/Inf) steps in a row.", kResumeSafe),
-      key(MT_KEY(training, loss_chunk_tokens), at_least(1),
+      train_key(kSeed, MT_KEY(training, loss_chunk_tokens), at_least(1),
           "Tokens per chunk of the chunked linear + cross-entropy (bounds the memory of the logits).", kFixed),
-      key(MT_KEY(training, synthetic_weight), off_or_in_range(-1, 0, 1),
+      train_key(kSeed, MT_KEY(training, synthetic_weight), off_or_in_range(-1, 0, 1),
           "alpha: loss = alpha * mean CE of synthetic-source targets + (1 - alpha) * mean CE of real targets of "
           "the window; -1 = off (one token mean over all targets). A window with targets of only one kind gives "
           "that kind weight 1.",
           kFixed),
       // output
       // alignment
-      key(MT_KEY(alignment, lambda_align), at_least(0),
+      train_key(kAlignmentStages, MT_KEY(alignment, lambda_align), at_least(0),
           "Weight of the symmetric InfoNCE term of the alignment scorer (in-batch negatives); 0 = off.", kFixed),
-      key(MT_KEY(alignment, lambda_cons), at_least(0),
+      train_key(kAlignmentStages, MT_KEY(alignment, lambda_cons), at_least(0),
           "Weight of the consistency term: the scorer's pair scores against the pairs' forward log-likelihood "
           "(standardized), plus the agreement of the two InfoNCE directions; 0 = off. Both weights 0: plain SFT.",
           kFixed),
-      key(MT_KEY(alignment, signal), one_of({"pmi", "forward"}),
+      train_key(kAlignmentStages, MT_KEY(alignment, signal), one_of({"pmi", "forward"}),
           "The likelihood signal the consistency term ranks pairs by (detached): pmi = (log p(R|I) - log p(R)) per "
           "response token, which by Bayes' rule also ranks pairs as the model's reverse likelihood log p(I|R) - "
           "log p(I) does; forward = the mean log p(R|I).",
           kFixed),
-      key(MT_KEY(alignment, pooling), one_of({"mean", "last"}),
+      train_key(kAlignmentStages, MT_KEY(alignment, pooling), one_of({"mean", "last"}),
           "How the final hidden states of an instruction or a response (each encoded alone) become one vector: "
           "mean over its tokens, or its last token.",
           kFixed),
-      key(MT_KEY(alignment, dim), at_least(1), "Embedding dimension of the two projection heads.", kFixed),
-      key(MT_KEY(alignment, temperature), above(0),
+      train_key(kAlignmentStages, MT_KEY(alignment, dim), at_least(1), "Embedding dimension of the two projection heads.", kFixed),
+      train_key(kAlignmentStages, MT_KEY(alignment, temperature), above(0),
           "Temperature of the cosine scores (score = cosine / temperature): the initial value when learned.", kFixed),
-      key(MT_KEY(alignment, learn_temperature), any_value(),
+      train_key(kAlignmentStages, MT_KEY(alignment, learn_temperature), any_value(),
           "Learn the temperature (as log(1/temperature), capped at 1/temperature = 100) with the heads.", kFixed),
-      key(MT_KEY(alignment, stages), list_of({"seed", "rounds", "final"}),
+      train_key(kAlignmentStages, MT_KEY(alignment, stages), list_of({"seed", "rounds", "final"}),
           "maintune pipeline: the trainings that get the alignment terms (stage-1 seed models, stage-2 rounds, "
           "stage-5 final models).",
           kFixed),
-      key(MT_KEY(output, run_dir), path_value(),
+      train_key(kNoStage, MT_KEY(output, run_dir), path_value(),
           "The run's folder: checkpoints, logs, the final model. Required (or --run-dir).", kResumeSafe),
-      key(MT_KEY(output, keep_last), at_least(0), "Checkpoints kept; 0 = all.", kResumeSafe),
-      key("output.export", [](auto& c) -> auto& { return c.output.export_final; }, any_value(),
+      train_key(kNoStage, MT_KEY(output, keep_last), at_least(0), "Checkpoints kept; 0 = all.", kResumeSafe),
+      train_key(kNoStage, "output.export", [](auto& c) -> auto& { return c.output.export_final; }, any_value(),
           "Write final/ as a Hugging Face model dir at the end.", kResumeSafe),
-      key(MT_KEY(output, export_dtype), one_of({"auto", "bfloat16", "float32", "float16"}),
+      train_key(kSeed, MT_KEY(output, export_dtype), one_of({"auto", "bfloat16", "float32", "float16"}),
           "dtype of the exported weights; auto = the base checkpoint's.", kResumeSafe),
-      key(MT_KEY(output, max_shard_bytes), at_least(1), "Largest safetensors shard of the export, in bytes.",
+      train_key(kNoStage, MT_KEY(output, max_shard_bytes), at_least(1), "Largest safetensors shard of the export, in bytes.",
           kResumeSafe),
       // logging
-      key(MT_KEY(logging, log_every), at_least(1), "Optimizer steps between plain log lines.", kResumeSafe),
-      key(MT_KEY(logging, progress), one_of({"auto", "bar", "lines", "none"}),
+      train_key(kNoStage, MT_KEY(logging, log_every), at_least(1), "Optimizer steps between plain log lines.", kResumeSafe),
+      train_key(kNoStage, MT_KEY(logging, progress), one_of({"auto", "bar", "lines", "none"}),
           "auto = a bar on a TTY, log lines otherwise.", kResumeSafe),
-      key(MT_KEY(logging, tensorboard), any_value(), "Write TensorBoard event files into the run dir.", kResumeSafe),
+      train_key(kNoStage, MT_KEY(logging, tensorboard), any_value(), "Write TensorBoard event files into the run dir.", kResumeSafe),
       // distributed (under torchrun; docs/distributed.md)
-      key(MT_KEY(distributed, backend), one_of({"auto", "nccl", "gloo"}),
+      train_key(kNoStage, MT_KEY(distributed, backend), one_of({"auto", "nccl", "gloo"}),
           "The c10d backend of a torchrun job: auto = nccl when the model is on CUDA, gloo on the CPU.", kResumeSafe),
-      key(MT_KEY(distributed, bucket_mb), above(0),
+      train_key(kNoStage, MT_KEY(distributed, bucket_mb), above(0),
           "MiB per flat bucket of the gradient all-reduce after each window (torch DDP's default is 25).",
           kResumeSafe),
-      key(MT_KEY(distributed, timeout_s), at_least(1),
+      train_key(kNoStage, MT_KEY(distributed, timeout_s), at_least(1),
           "Seconds the rendezvous or one collective may wait for the other ranks before the run fails.", kResumeSafe),
       // pipeline (maintune pipeline; docs/method.md)
-      key(MT_KEY(pipeline, unlabeled), any_value(),
+      pipeline_key(kSynthesis, MT_KEY(pipeline, unlabeled), any_value(),
           "Unlabeled responses for synthesis (stage 3): entries as in data.sources (text, text_jsonl, or pair "
           "formats whose responses are used). data.sources are the seed pairs, data.eval_sources the held-out "
           "pairs.",
           kFixed),
-      key(MT_KEY(pipeline, reverse_template), field_name(),
+      pipeline_key(kSeedAndDemo, MT_KEY(pipeline, reverse_template), field_name(),
           "The reverse model's user turn: {response} is replaced by the response; the assistant turn is the "
           "instruction.",
           kFixed),
-      key(MT_KEY(pipeline, seed_steps), at_least(1), "Optimizer steps of each seed model (stage 1).", kFixed),
-      key(MT_KEY(pipeline, batch_size), at_least(1),
+      pipeline_key(kSeed, MT_KEY(pipeline, seed_steps), at_least(1), "Optimizer steps of each seed model (stage 1).", kFixed),
+      pipeline_key(kSeed, MT_KEY(pipeline, batch_size), at_least(1),
           "Sequences per generation and scoring batch (sampling seeds are per batch, so it is fixed for a run).",
           kFixed),
-      key(MT_KEY(pipeline, chunk_size), at_least(1),
+      pipeline_key(kSeed, MT_KEY(pipeline, chunk_size), at_least(1),
           "Records per progress chunk of generation and scoring: a kill loses at most one chunk.", kFixed),
-      key(MT_KEY(pipeline, checker), one_of({"none", "demo_tasks"}),
+      pipeline_key(kFilter, MT_KEY(pipeline, checker), one_of({"none", "demo_tasks"}),
           "Ground truth for alignment precision and exact-match accuracy: demo_tasks checks pairs of the demo "
           "task suite; none reports neither.",
           kFixed),
-      key(MT_KEY(pipeline, eval_max_new_tokens), at_least(1),
+      pipeline_key(kFinal, MT_KEY(pipeline, eval_max_new_tokens), at_least(1),
           "Greedy decoding length for the held-out instructions (accuracy).", kFixed),
       // rounds
-      key(MT_KEY(rounds, count), at_least(0), "Mutual alignment rounds K (stage 2); 0 = none.", kFixed),
-      key(MT_KEY(rounds, steps), at_least(1), "Optimizer steps per model per round.", kFixed),
-      key(MT_KEY(rounds, init), one_of({"continue", "restart"}),
+      pipeline_key(kRounds, MT_KEY(rounds, count), at_least(0), "Mutual alignment rounds K (stage 2); 0 = none.", kFixed),
+      pipeline_key(kRounds, MT_KEY(rounds, steps), at_least(1), "Optimizer steps per model per round.", kFixed),
+      pipeline_key(kRounds, MT_KEY(rounds, init), one_of({"continue", "restart"}),
           "Each round trains from the previous round's weights (continue) or from the base model (restart).",
           kFixed),
-      key(MT_KEY(rounds, alpha_schedule), one_of({"constant", "linear", "adaptive"}),
+      pipeline_key(kRounds, MT_KEY(rounds, alpha_schedule), one_of({"constant", "linear", "adaptive"}),
           "alpha_k, the weight of the synthetic pairs: constant (rounds.alpha), linear (alpha_start to "
           "alpha_end over the rounds) or adaptive (from the held-out losses of the two sources; docs/method.md).",
           kFixed),
-      key(MT_KEY(rounds, alpha), in_range(0, 1, false), "constant: alpha_k; adaptive: its upper bound.", kFixed),
-      key(MT_KEY(rounds, alpha_start), in_range(0, 1, false), "linear: alpha_1.", kFixed),
-      key(MT_KEY(rounds, alpha_end), in_range(0, 1, false), "linear: alpha_K.", kFixed),
-      key(MT_KEY(rounds, temperature), above(0), "Sampling temperature of the synthetic halves.", kFixed),
-      key(MT_KEY(rounds, top_p), in_range(0, 1, false), "Nucleus mass of the synthetic halves; 1 = off.", kFixed),
-      key(MT_KEY(rounds, max_new_tokens), at_least(1), "Longest synthetic instruction or response.", kFixed),
+      pipeline_key(kRounds, MT_KEY(rounds, alpha), in_range(0, 1, false), "constant: alpha_k; adaptive: its upper bound.", kFixed),
+      pipeline_key(kRounds, MT_KEY(rounds, alpha_start), in_range(0, 1, false), "linear: alpha_1.", kFixed),
+      pipeline_key(kRounds, MT_KEY(rounds, alpha_end), in_range(0, 1, false), "linear: alpha_K.", kFixed),
+      pipeline_key(kRounds, MT_KEY(rounds, temperature), above(0), "Sampling temperature of the synthetic halves.", kFixed),
+      pipeline_key(kRounds, MT_KEY(rounds, top_p), in_range(0, 1, false), "Nucleus mass of the synthetic halves; 1 = off.", kFixed),
+      pipeline_key(kRounds, MT_KEY(rounds, max_new_tokens), at_least(1), "Longest synthetic instruction or response.", kFixed),
       // synthesis
-      key(MT_KEY(synthesis, candidates), at_least(1), "Instructions written per unlabeled response (stage 3).",
+      pipeline_key(kSynthesis, MT_KEY(synthesis, candidates), at_least(1), "Instructions written per unlabeled response (stage 3).",
           kFixed),
-      key(MT_KEY(synthesis, temperature), above(0), "Sampling temperature.", kFixed),
-      key(MT_KEY(synthesis, top_p), in_range(0, 1, false), "Nucleus mass; 1 = off.", kFixed),
-      key(MT_KEY(synthesis, top_k), at_least(0), "Keep the k most likely tokens; 0 = off.", kFixed),
-      key(MT_KEY(synthesis, max_new_tokens), at_least(1), "Longest instruction written.", kFixed),
+      pipeline_key(kSynthesis, MT_KEY(synthesis, temperature), above(0), "Sampling temperature.", kFixed),
+      pipeline_key(kSynthesis, MT_KEY(synthesis, top_p), in_range(0, 1, false), "Nucleus mass; 1 = off.", kFixed),
+      pipeline_key(kSynthesis, MT_KEY(synthesis, top_k), at_least(0), "Keep the k most likely tokens; 0 = off.", kFixed),
+      pipeline_key(kSynthesis, MT_KEY(synthesis, max_new_tokens), at_least(1), "Longest instruction written.", kFixed),
       // filter
-      key(MT_KEY(filter, rule),
+      pipeline_key(kFilter, MT_KEY(filter, rule),
           one_of(filter_rule_names()),
           "The rule whose kept pairs stage 4 outputs: none (every candidate), forward (forward likelihood of the "
           "response), reverse (reverse likelihood of the instruction), mutual (both, plus the alignment scorer with "
           "filter.alignment_weight), self_curation (the seed forward model rates each pair 1-5), alignment (the "
           "learned alignment scorer of the last forward model: needs alignment.stages to train it).",
           kFixed),
-      key(MT_KEY(filter, compare), list_of(filter_rule_names()),
+      pipeline_key(kFilter, MT_KEY(filter, compare), list_of(filter_rule_names()),
           "Rules also applied to the same candidates with the same number of kept pairs as filter.rule, for the "
           "report.",
           kFixed),
-      key(MT_KEY(filter, keep), one_of({"all", "threshold", "top_k", "quantile"}),
+      pipeline_key(kFilter, MT_KEY(filter, keep), one_of({"all", "threshold", "top_k", "quantile"}),
           "How many candidates filter.rule keeps: all, those scoring at least filter.threshold, the best "
           "filter.top_k, or the best filter.quantile fraction.",
           kFixed),
-      key(MT_KEY(filter, threshold), any_value(), "keep: threshold: the lowest kept score (higher is better).",
+      pipeline_key(kFilter, MT_KEY(filter, threshold), any_value(), "keep: threshold: the lowest kept score (higher is better).",
           kFixed),
-      key(MT_KEY(filter, top_k), at_least(0), "keep: top_k: pairs kept.", kFixed),
-      key(MT_KEY(filter, quantile), in_range(0, 1, false), "keep: quantile: the fraction kept.", kFixed),
-      key(MT_KEY(filter, forward_weight), at_least(0), "mutual: weight of the forward direction.", kFixed),
-      key(MT_KEY(filter, reverse_weight), at_least(0), "mutual: weight of the reverse direction.", kFixed),
-      key(MT_KEY(filter, alignment_weight), at_least(0),
+      pipeline_key(kFilter, MT_KEY(filter, top_k), at_least(0), "keep: top_k: pairs kept.", kFixed),
+      pipeline_key(kFilter, MT_KEY(filter, quantile), in_range(0, 1, false), "keep: quantile: the fraction kept.", kFixed),
+      pipeline_key(kFilter, MT_KEY(filter, forward_weight), at_least(0), "mutual: weight of the forward direction.", kFixed),
+      pipeline_key(kFilter, MT_KEY(filter, reverse_weight), at_least(0), "mutual: weight of the reverse direction.", kFixed),
+      pipeline_key(kFilter, MT_KEY(filter, alignment_weight), at_least(0),
           "mutual: weight of the alignment scorer's z-score (the last forward model's learned scorer; needs "
           "alignment.stages to train it); 0 = not used.",
           kFixed),
-      key(MT_KEY(filter, normalize), one_of({"zscore", "none"}),
+      pipeline_key(kFilter, MT_KEY(filter, normalize), one_of({"zscore", "none"}),
           "mutual: each direction's mean NLL as a z-score over the candidates, or raw.", kFixed),
-      key(MT_KEY(filter, dedupe), any_value(),
+      pipeline_key(kFilter, MT_KEY(filter, dedupe), any_value(),
           "Drop a candidate whose (instruction, response) repeats an earlier candidate's (whitespace runs "
           "collapsed).",
           kFixed),
-      key(MT_KEY(filter, drop_seed_pairs), any_value(),
+      pipeline_key(kFilter, MT_KEY(filter, drop_seed_pairs), any_value(),
           "Also drop candidates equal to a seed pair (they add no new pair; kept by default so precision counts "
           "every correct instruction).",
           kFixed),
-      key(MT_KEY(filter, self_curation_template), field_name(),
+      pipeline_key(kFilterAndDemo, MT_KEY(filter, self_curation_template), field_name(),
           "self_curation: the rating prompt; {instruction} and {response} are replaced.", kFixed),
       // final
-      key("final.models", [](auto& c) -> auto& { return c.final_tuning.models; },
+      pipeline_key(kFinal, "final.models", [](auto& c) -> auto& { return c.final_tuning.models; },
           list_of(filter_rule_names()),
           "Filter rules whose kept pairs (with the seed pairs) train a final model each (stage 5); each must be "
           "filter.rule or in filter.compare.",
           kFixed),
-      key("final.steps", [](auto& c) -> auto& { return c.final_tuning.steps; }, at_least(1),
+      pipeline_key(kFinal, "final.steps", [](auto& c) -> auto& { return c.final_tuning.steps; }, at_least(1),
           "Optimizer steps of each final model.", kFixed),
-      key("final.alpha", [](auto& c) -> auto& { return c.final_tuning.alpha; }, any_value(),
+      pipeline_key(kFinal, "final.alpha", [](auto& c) -> auto& { return c.final_tuning.alpha; }, any_value(),
           "Weight of the synthetic pairs in the final loss (training.synthetic_weight); -1 = one token mean over "
           "all pairs.",
           kFixed),
-      key("final.source_tags", [](auto& c) -> auto& { return c.final_tuning.source_tags; }, any_value(),
+      pipeline_key(kFinal, "final.source_tags", [](auto& c) -> auto& { return c.final_tuning.source_tags; }, any_value(),
           "Mark seed and synthetic pairs with a system sentence (final.seed_tag, final.synthetic_tag).", kFixed),
-      key("final.seed_tag", [](auto& c) -> auto& { return c.final_tuning.seed_tag; }, field_name(),
+      pipeline_key(kFinalAndDemo, "final.seed_tag", [](auto& c) -> auto& { return c.final_tuning.seed_tag; }, field_name(),
           "source_tags: the system sentence of seed pairs (and of the accuracy evaluation).", kFixed),
-      key("final.synthetic_tag", [](auto& c) -> auto& { return c.final_tuning.synthetic_tag; }, field_name(),
+      pipeline_key(kFinalAndDemo, "final.synthetic_tag", [](auto& c) -> auto& { return c.final_tuning.synthetic_tag; }, field_name(),
           "source_tags: the system sentence of synthetic pairs.", kFixed),
       // demo
-      key(MT_KEY(demo, enabled), any_value(),
+      pipeline_key(kDemo, MT_KEY(demo, enabled), any_value(),
           "Generate the demo task suite (seed, unlabeled and held-out pairs) and train its SentencePiece "
           "tokenizer in stage0_demo/; data.sources, data.eval_sources, pipeline.unlabeled and model.tokenizer "
           "are then set by the pipeline.",
           kFixed),
-      key(MT_KEY(demo, seed), any_value(), "Seed of the demo suite.", kFixed),
-      key(MT_KEY(demo, seed_pairs), at_least(1), "Labeled seed pairs.", kFixed),
-      key(MT_KEY(demo, unlabeled), at_least(1), "Unlabeled responses.", kFixed),
-      key(MT_KEY(demo, eval_pairs), at_least(1), "Held-out pairs (accuracy).", kFixed),
-      key(MT_KEY(demo, noise_fraction), in_range(0, 1, false),
+      pipeline_key(kDemo, MT_KEY(demo, seed), any_value(), "Seed of the demo suite.", kFixed),
+      pipeline_key(kDemo, MT_KEY(demo, seed_pairs), at_least(1), "Labeled seed pairs.", kFixed),
+      pipeline_key(kDemo, MT_KEY(demo, unlabeled), at_least(1), "Unlabeled responses.", kFixed),
+      pipeline_key(kDemo, MT_KEY(demo, eval_pairs), at_least(1), "Held-out pairs (accuracy).", kFixed),
+      pipeline_key(kDemo, MT_KEY(demo, noise_fraction), in_range(0, 1, false),
           "Fraction of unlabeled responses that no instruction of the suite yields.", kFixed),
   };
   return keys;
@@ -326,15 +337,15 @@ const std::vector<KeyDef<TrainConfig>>& train_keys() {
 const std::vector<std::string>& section_names() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> out;
-    for (const auto& k : train_keys())
+    for (const auto& k : config_keys())
       if (std::find(out.begin(), out.end(), k.section()) == out.end()) out.push_back(k.section());
     return out;
   }();
   return names;
 }
 
-const KeyDef<TrainConfig>* find_train_key(const std::string& path) {
-  for (const auto& k : train_keys())
+const KeyDef<PipelineConfig>* find_config_key(const std::string& path) {
+  for (const auto& k : config_keys())
     if (k.path == path) return &k;
   return nullptr;
 }

@@ -90,7 +90,7 @@ std::string describe(const YAML::Node& node) {
 [[noreturn]] void fail_unknown_section(const Origin& origin, const YAML::Mark& mark, const std::string& name) {
   std::string suggestion = closest(name, section_names());
   if (suggestion.empty())  // a key written at the top level (lr: instead of optimizer: {lr: })
-    for (const auto& k : train_keys())
+    for (const auto& k : config_keys())
       if (k.leaf() == name || k.path == name) suggestion = k.path;
   std::string hint;
   if (!suggestion.empty() && suggestion.find('.') != std::string::npos)
@@ -307,12 +307,12 @@ std::vector<DataSourceConfig> parse_sources(const YAML::Node& node, const Place&
 // Applying a file's sections and --set overrides
 // ---------------------------------------------------------------------------------------------
 
-void set_train_key(TrainConfig& config, const KeyDef<TrainConfig>& key, const YAML::Node& key_node,
+void set_train_key(PipelineConfig& config, const KeyDef<PipelineConfig>& key, const YAML::Node& key_node,
                    const YAML::Node& value, const Origin& origin) {
   key.set(config, parse_value(key, value, Place{origin, key_node.Mark(), key.path}));
 }
 
-void apply_section(TrainConfig& config, const std::string& section, const YAML::Node& key_node,
+void apply_section(PipelineConfig& config, const std::string& section, const YAML::Node& key_node,
                    const YAML::Node& node, const Origin& origin) {
   if (node.IsNull()) return;  // "training:" with no keys under it
   if (!node.IsMap()) {
@@ -321,13 +321,13 @@ void apply_section(TrainConfig& config, const std::string& section, const YAML::
   }
   for_each_entry(node, origin, section + ".",
                  [&](const std::string& name, const YAML::Node& key, const YAML::Node& value) {
-                   const KeyDef<TrainConfig>* def = find_train_key(section + "." + name);
+                   const KeyDef<PipelineConfig>* def = find_config_key(section + "." + name);
                    if (def == nullptr) fail_unknown_key(origin, key.Mark(), section + "." + name, section, name);
                    set_train_key(config, *def, key, value, origin);
                  });
 }
 
-void apply_root(TrainConfig& config, const YAML::Node& root, const Origin& origin) {
+void apply_root(PipelineConfig& config, const YAML::Node& root, const Origin& origin) {
   if (root.IsNull()) return;  // empty file, or comments only: all defaults
   if (!root.IsMap())
     origin.fail(root.Mark(), fmt::format("expected a map of sections ({}), got {}",
@@ -412,7 +412,7 @@ std::string trim(const std::string& s) {
 
 // "--set KEY=VALUE": KEY is section.key, data.sources[N] or data.sources[N].key (N an existing
 // entry), or a whole section; VALUE is YAML.
-void apply_override(TrainConfig& config, const std::string& arg, const fs::path& cwd) {
+void apply_override(PipelineConfig& config, const std::string& arg, const fs::path& cwd) {
   const Origin origin{"", arg.empty() ? "''" : arg, cwd};
   const YAML::Mark nowhere = YAML::Mark::null_mark();
   if (find_invalid_utf8(arg) >= 0) origin.fail(nowhere, "not UTF-8 text");
@@ -439,7 +439,7 @@ void apply_override(TrainConfig& config, const std::string& arg, const fs::path&
     return;
   }
   const std::string path = section + "." + segs[1].name;
-  const KeyDef<TrainConfig>* def = find_train_key(path);
+  const KeyDef<PipelineConfig>* def = find_config_key(path);
   if (def == nullptr) fail_unknown_key(origin, nowhere, key, section, segs[1].name);
   if (!segs[1].index) {
     if (segs.size() > 2) {
@@ -467,7 +467,7 @@ void apply_override(TrainConfig& config, const std::string& arg, const fs::path&
 }
 
 // Rules that involve more than one key, once the file and every override are in.
-void finish_config(TrainConfig& config, const std::string& where) {
+void finish_config(PipelineConfig& config, const std::string& where) {
   auto finish_sources = [&](std::vector<DataSourceConfig>& sources, const char* list) {
     for (size_t i = 0; i < sources.size(); ++i) {
       auto& s = sources[i];
@@ -488,9 +488,9 @@ void finish_config(TrainConfig& config, const std::string& where) {
 
 }  // namespace
 
-TrainConfig load_train_config(const fs::path& path, const std::vector<std::string>& overrides,
-                              const fs::path& overrides_dir) {
-  TrainConfig config;
+PipelineConfig load_pipeline_config(const fs::path& path, const std::vector<std::string>& overrides,
+                                    const fs::path& overrides_dir) {
+  PipelineConfig config;
   if (!path.empty()) {
     const Origin origin{path.string(), "", fs::absolute(path).lexically_normal().parent_path()};
     const std::string text = read_file(path, "config", kMaxConfigBytes);
@@ -500,6 +500,11 @@ TrainConfig load_train_config(const fs::path& path, const std::vector<std::strin
   for (const auto& arg : overrides) apply_override(config, arg, cwd);
   finish_config(config, path.empty() ? std::string("--set") : path.string());
   return config;
+}
+
+TrainConfig load_train_config(const fs::path& path, const std::vector<std::string>& overrides,
+                              const fs::path& overrides_dir) {
+  return load_pipeline_config(path, overrides, overrides_dir);  // sliced: the TrainConfig part
 }
 
 }  // namespace mt

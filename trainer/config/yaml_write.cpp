@@ -1,5 +1,5 @@
 // Writing a config as YAML: values rendered (floats kept recognizable as floats) and the whole
-// resolved config written with every key (train_config_to_yaml, config.h).
+// resolved config written with every key (train_config_to_yaml, pipeline_config_to_yaml, config.h).
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
@@ -60,11 +60,16 @@ std::string render(const Value& value) {
 
 using namespace config_detail;
 
-std::string train_config_to_yaml(const TrainConfig& config) {
+namespace {
+
+// Every key `keep` accepts, by section in schema order.
+template <typename Keep>
+std::string config_keys_to_yaml(const PipelineConfig& config, Keep keep) {
   YAML::Emitter out;
   out << YAML::BeginMap;
   std::string section;
-  for (const auto& key : train_keys()) {
+  for (const auto& key : config_keys()) {
+    if (!keep(key)) continue;
     if (key.section() != section) {
       if (!section.empty()) out << YAML::EndMap;
       section = key.section();
@@ -75,6 +80,18 @@ std::string train_config_to_yaml(const TrainConfig& config) {
   }
   out << YAML::EndMap << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace
+
+std::string train_config_to_yaml(const TrainConfig& config) {
+  PipelineConfig whole;
+  static_cast<TrainConfig&>(whole) = config;
+  return config_keys_to_yaml(whole, [](const KeyDef<PipelineConfig>& key) { return key.read_by_train; });
+}
+
+std::string pipeline_config_to_yaml(const PipelineConfig& config) {
+  return config_keys_to_yaml(config, [](const KeyDef<PipelineConfig>&) { return true; });
 }
 
 }  // namespace mt

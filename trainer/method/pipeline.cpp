@@ -25,44 +25,7 @@ namespace mt {
 
 using namespace pipeline;
 
-void check_pipeline_config(const TrainConfig& c) {
-  std::vector<std::string> problems;
-  const auto rules = compared_filter_rules(c.filter);
-  for (const auto& m : c.final_tuning.models)
-    if (std::find(rules.begin(), rules.end(), m) == rules.end())
-      problems.push_back(fmt::format("final.models lists '{}', which is neither filter.rule nor in filter.compare", m));
-  if (!(c.final_tuning.alpha == -1.0 || (c.final_tuning.alpha >= 0 && c.final_tuning.alpha <= 1)))
-    problems.push_back(fmt::format("final.alpha must be -1 or in [0, 1], got {}", c.final_tuning.alpha));
-  if (c.pipeline.reverse_template.find("{response}") == std::string::npos)
-    problems.push_back("pipeline.reverse_template has no {response} placeholder");
-  if (filter_rule_used(c.filter, "self_curation") && (c.filter.self_curation_template.find("{instruction}") == std::string::npos ||
-                                        c.filter.self_curation_template.find("{response}") == std::string::npos))
-    problems.push_back("filter.self_curation_template needs both {instruction} and {response}");
-  if (c.filter.keep == "top_k" && c.filter.top_k <= 0) problems.push_back("filter.keep is top_k but filter.top_k is 0");
-  if (c.filter.rule == "mutual" || filter_rule_used(c.filter, "mutual"))
-    if (!(c.filter.forward_weight + c.filter.reverse_weight > 0))
-      problems.push_back("filter.forward_weight + filter.reverse_weight must be positive for the mutual rule");
-  if (filter_rule_used(c.filter, "alignment") || c.filter.alignment_weight > 0) {
-    const char* stage = c.rounds.count > 0 ? "rounds" : "seed";
-    const auto& st = c.alignment.stages;
-    if (std::find(st.begin(), st.end(), stage) == st.end() || !(c.alignment.lambda_align > 0 || c.alignment.lambda_cons > 0))
-      problems.push_back(fmt::format("the filter uses the alignment scorer, which the last forward model ({}) only has "
-                                     "when alignment.stages includes {} and alignment.lambda_align or lambda_cons is "
-                                     "positive",
-                                     c.rounds.count > 0 ? "of the last round" : "of stage 1", stage));
-  }
-  if (c.pipeline.checker == "demo_tasks" && !c.demo.enabled && c.data.eval_sources.empty())
-    problems.push_back("pipeline.checker is demo_tasks but there are no held-out pairs (data.eval_sources) and the demo is off");
-  if (c.model.path.empty()) problems.push_back("model.path is not set (the base model dir)");
-  if (c.output.run_dir.empty()) problems.push_back("output.run_dir is not set ('run_dir:' under 'output:', or --run-dir DIR)");
-  if (!c.demo.enabled) {
-    if (c.data.sources.empty()) problems.push_back("data.sources (the seed pairs) is empty");
-    if (c.pipeline.unlabeled.empty()) problems.push_back("pipeline.unlabeled (the unlabeled responses) is empty");
-  }
-  if (!problems.empty()) throw Error(fmt::format("pipeline config: {}", fmt::join(problems, "; ")));
-}
-
-PipelineOutcome run_pipeline(const TrainConfig& config, bool resume) {
+PipelineOutcome run_pipeline(const PipelineConfig& config, bool resume) {
   check_pipeline_config(config);
   const DistEnv env = dist_env_from_environment();
   if (env.world_size > 1)
@@ -79,7 +42,7 @@ PipelineOutcome run_pipeline(const TrainConfig& config, bool resume) {
       throw Error(fmt::format("{}: this run directory already holds a pipeline run; continue it with --resume, or "
                               "choose another --run-dir",
                               ctx.run_dir.string()));
-    const TrainConfig before = load_train_config(saved);
+    const PipelineConfig before = load_pipeline_config(saved);
     const auto diffs = resume_incompatibilities(before, config);
     if (!diffs.empty())
       throw Error(fmt::format("{}: cannot resume: the config differs from the run's ({}) in keys that must stay as "
@@ -92,13 +55,13 @@ PipelineOutcome run_pipeline(const TrainConfig& config, bool resume) {
                               "empty or new --run-dir",
                               ctx.run_dir.string()));
     fs::create_directories(ctx.run_dir);
-    write_text_file_atomically(saved, train_config_to_yaml(config));
+    write_text_file_atomically(saved, pipeline_config_to_yaml(config));
   }
   const auto t0 = std::chrono::steady_clock::now();
   try {
     if (config.demo.enabled) run_stage0_demo(ctx);
     fault_point("stage0.done");
-    const TrainConfig& c = ctx.config;
+    const PipelineConfig& c = ctx.config;
     ctx.tokenizer_path = c.model.tokenizer.empty() ? fs::path(c.model.path) : fs::path(c.model.tokenizer);
     ctx.tok = Tokenizer::load(ctx.tokenizer_path);
     ctx.chat_template = c.data.template_name == "auto" ? detect_chat_template(*ctx.tok) : c.data.template_name;

@@ -27,13 +27,9 @@ struct PipelineOutcome {
   bool complete = false;         // false: stopped by a signal (resume with --resume)
 };
 
-// Throws mt::Error naming every inconsistency between the pipeline's sections (rules that are not
-// compared, templates without their placeholders, a weight out of range, ...).
-void check_pipeline_config(const TrainConfig& config);
-
-// Runs the pipeline of `config` in config.output.run_dir. resume = false refuses a run directory
+// Runs the pipeline of `config` in config.output.run_dir (check_pipeline_config first). resume = false refuses a run directory
 // that already holds a pipeline; resume = true continues it (a changed config is refused, naming
 // the keys). Progress goes to stderr.
-PipelineOutcome run_pipeline(const TrainConfig& config, bool resume);
+PipelineOutcome run_pipeline(const PipelineConfig& config, bool resume);
 
 }  // namespace mt

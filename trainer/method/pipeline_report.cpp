@@ -68,7 +68,7 @@ struct StageRecords {
   std::vector<json> rounds;  // stage2_round_K, K = 1..rounds.count
 };
 
-StageRecords read_stage_records(const fs::path& run_dir, const TrainConfig& config) {
+StageRecords read_stage_records(const fs::path& run_dir, const PipelineConfig& config) {
   StageRecords recs;
   recs.demo = read_json_or_null(run_dir / kStage0Demo / kStageRecordFile);
   recs.s1 = read_json_or_null(run_dir / kStage1SeedModels / kStageRecordFile);
@@ -83,7 +83,7 @@ StageRecords read_stage_records(const fs::path& run_dir, const TrainConfig& conf
 }
 
 // summary.json: what scripts compare across runs.
-void write_summary_json(const fs::path& dir, const TrainConfig& config, const StageRecords& recs) {
+void write_summary_json(const fs::path& dir, const PipelineConfig& config, const StageRecords& recs) {
   const json& s4 = recs.s4;
   const json& s5 = recs.s5;
   json summary;
@@ -183,7 +183,7 @@ void plot_score_distributions(const fs::path& dir, const std::vector<json>& scor
 }
 
 // The title, the run, and the demo task suite when there is one.
-std::string md_introduction(const fs::path& run_dir, const TrainConfig& config, const json& demo) {
+std::string md_introduction(const fs::path& run_dir, const PipelineConfig& config, const json& demo) {
   std::string md;
   md += "# MAIN pipeline report\n\n";
   md += fmt::format("Run directory: `{}`. Filter rule: **{}** (keep: {}), {} mutual round(s), alpha schedule {}.\n\n",
@@ -212,7 +212,7 @@ std::string md_filter_rules(const json& s4, bool checked) {
   return md;
 }
 
-std::string md_final_models(const TrainConfig& config, const StageRecords& recs, bool checked) {
+std::string md_final_models(const PipelineConfig& config, const StageRecords& recs, bool checked) {
   const json& s1 = recs.s1;
   const json& s5 = recs.s5;
   std::string md = "## Final models\n\n";
@@ -252,7 +252,7 @@ std::string md_mutual_verdict(const json& s4, const json& s5, bool checked) {
   return md;
 }
 
-std::string md_stage_table(const TrainConfig& config, const StageRecords& recs) {
+std::string md_stage_table(const PipelineConfig& config, const StageRecords& recs) {
   const json& s1 = recs.s1;
   const json& s3 = recs.s3;
   const json& s4 = recs.s4;
@@ -340,7 +340,7 @@ std::string md_throughput(const StageRecords& recs) {
 
 }  // namespace
 
-void write_pipeline_report(const fs::path& run_dir, const TrainConfig& config) {
+void write_pipeline_report(const fs::path& run_dir, const PipelineConfig& config) {
   const fs::path dir = run_dir / kReportDir;
   fs::create_directories(dir);
   const StageRecords recs = read_stage_records(run_dir, config);

@@ -9,6 +9,6 @@
 
 namespace mt {
 
-void write_pipeline_report(const std::filesystem::path& run_dir, const TrainConfig& config);
+void write_pipeline_report(const std::filesystem::path& run_dir, const PipelineConfig& config);
 
 }  // namespace mt

@@ -44,7 +44,7 @@ struct Throughput {
 };
 
 struct Context {
-  TrainConfig config;  // with the demo's paths filled in
+  PipelineConfig config;  // with the demo's paths filled in
   fs::path run_dir;
   fs::path tokenizer_path;
   std::string chat_template;

@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
-#include <algorithm>
 #include <map>
 #include <set>
 
@@ -17,54 +16,21 @@ namespace {
 
 using nlohmann::json;
 
-// The stage that first reads each config part, by kind (demo, seed, rounds, synthesis, filter,
-// final): "section" or "section.key", the most specific entry wins. Keys chain, so a part counts for
-// its stage and every later one. "" = no stage: the part does not change what any stage computes. A
-// section not listed counts from stage 1 (the safe side).
-const std::vector<std::pair<std::string, std::string>>& first_reader_of_config_parts() {
-  static const std::vector<std::pair<std::string, std::string>> table = {
-      {"output", ""},                   // where the run is written, not what it computes ...
-      {"output.export_dtype", "seed"},  // ... except this: each stage starts from the previous final/
-      {"logging", ""},
-      {"distributed", ""},  // how the ranks talk, not what they compute
-      {"data.cache_dir", ""},             // token caches are keyed by their content
-      {"training.checkpoint_every", ""},  // resume is exact, so checkpoints do not change results
-      {"training.eval_every", ""},        // stage trainings have no eval data (train_stage_model)
-      {"training.eval_max_batches", ""},
-      {"demo", "demo"},
-      {"model", "seed"},
-      {"data", "seed"},
-      {"optimizer", "seed"},
-      {"schedule", "seed"},
-      {"training", "seed"},
-      {"pipeline", "seed"},  // batch_size and chunk_size set the sampling seeds and the scoring batches
-      {"rounds", "rounds"},
-      {"pipeline.unlabeled", "synthesis"},
-      {"synthesis", "synthesis"},
-      {"pipeline.checker", "filter"},
-      {"filter", "filter"},
-      {"pipeline.eval_max_new_tokens", "final"},
-      {"final", "final"},
-  };
-  return table;
-}
-
-// With the demo on, stage 0 reads these too: it sizes its tokenizer by the model's vocabulary and
-// trains it on the pipeline's prompt texts.
-const std::vector<std::string> kReadByDemoStage = {"model.path", "pipeline.reverse_template",
-                                                   "filter.self_curation_template", "final.seed_tag",
-                                                   "final.synthetic_tag"};
-
+// The stage that first reads "section.key": the schema's first-reader column (config.h). Keys
+// chain, so a key counts for its stage and every later one. A key this build does not know counts
+// from stage 1 (the safe side).
 std::string first_reader_of(const std::string& section, const std::string& key, bool demo) {
   const std::string path = section + "." + key;
-  if (demo && std::find(kReadByDemoStage.begin(), kReadByDemoStage.end(), path) != kReadByDemoStage.end())
-    return "demo";
-  const auto& table = first_reader_of_config_parts();
-  for (const auto& [part, stage] : table)
-    if (part == path) return stage;
-  for (const auto& [part, stage] : table)
-    if (part == section) return stage;
+  for (const auto& entry : config_schema())
+    if (entry.path == path) return demo && entry.read_by_demo_stage ? "demo" : entry.first_stage;
   return "seed";
+}
+
+// Sections whose keys count for the trainings their `stages` list names (alignment).
+bool counts_by_stages_list(const std::string& section) {
+  for (const auto& entry : config_schema())
+    if (entry.path.rfind(section + ".", 0) == 0) return entry.first_stage == "alignment.stages";
+  return false;
 }
 
 json yaml_to_json(const YAML::Node& node) {
@@ -86,8 +52,8 @@ json yaml_to_json(const YAML::Node& node) {
 
 }  // namespace
 
-std::vector<std::pair<std::string, std::string>> pipeline_stage_keys(const TrainConfig& config) {
-  return pipeline_stage_keys_of_yaml(train_config_to_yaml(config));
+std::vector<std::pair<std::string, std::string>> pipeline_stage_keys(const PipelineConfig& config) {
+  return pipeline_stage_keys_of_yaml(pipeline_config_to_yaml(config));
 }
 
 std::vector<std::pair<std::string, std::string>> pipeline_stage_keys_of_yaml(const std::string& resolved_yaml) {
@@ -100,7 +66,7 @@ std::vector<std::pair<std::string, std::string>> pipeline_stage_keys_of_yaml(con
   for (const auto& section_entry : tree) {
     const std::string section = section_entry.first.Scalar();
     const YAML::Node& body = section_entry.second;
-    if (section == "alignment") {
+    if (counts_by_stages_list(section)) {
       // The alignment loss term counts only for the trainings its `stages` list names.
       std::set<std::string> stages;
       const YAML::Node listed = body.IsMap() ? body["stages"] : YAML::Node();

@@ -52,7 +52,7 @@ const StageKeys* keys_of_saved_run(Sweep& sw, size_t j) {
   const fs::path saved = sw.run_dir(j) / kPipelineConfigFile;
   if (!fs::exists(saved)) return nullptr;
   try {
-    return &(sw.saved_keys[j] = pipeline_stage_keys(load_train_config(saved)));
+    return &(sw.saved_keys[j] = pipeline_stage_keys(load_pipeline_config(saved)));
   } catch (const Error& e) {  // not a run to copy from; its own turn reports the problem
     log(fmt::format("{}: not used as a source of stages: {}", sw.run_dir(j).string(), e.what()));
     return nullptr;

@@ -18,7 +18,7 @@
 namespace mt {
 
 // A config key and its value as YAML text ("0.5", "mutual", "[none, mutual]"), given to
-// load_train_config as the override "key=value".
+// load_pipeline_config as the override "key=value".
 struct SweepValue {
   std::string key, value;
   std::string place;  // where the sweep file writes it, "FILE:LINE:COL", for errors
@@ -53,9 +53,9 @@ std::filesystem::path sweep_run_dir(const std::filesystem::path& sweep_dir, cons
 
 // The resolved config of every setting (base + overrides, relative paths in overrides against the
 // sweep file's folder), with output.run_dir its run folder and data.cache_dir DIR/cache unless the
-// sweep or the base config sets one. Every setting goes through load_train_config and
+// sweep or the base config sets one. Every setting goes through load_pipeline_config and
 // check_pipeline_config before anything runs; errors name the sweep file and the key or setting.
-std::vector<TrainConfig> sweep_configs(const SweepSpec& spec, const std::filesystem::path& sweep_dir);
+std::vector<PipelineConfig> sweep_configs(const SweepSpec& spec, const std::filesystem::path& sweep_dir);
 
 struct SweepOptions {
   std::filesystem::path run_dir;     // DIR

@@ -35,7 +35,7 @@ bool run_finished(const fs::path& run_dir);
 struct Sweep {
   const SweepSpec& spec;
   fs::path dir;  // absolute
-  std::vector<TrainConfig> configs;
+  std::vector<PipelineConfig> configs;
   std::vector<StageKeys> keys;
   json record;  // sweep.json
   std::map<size_t, StageKeys> saved_keys;  // the stage keys of a run's own pipeline.yaml

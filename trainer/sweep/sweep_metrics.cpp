@@ -10,7 +10,7 @@
 
 namespace mt {
 
-std::vector<std::string> sweep_metric_columns(const std::vector<TrainConfig>& configs) {
+std::vector<std::string> sweep_metric_columns(const std::vector<PipelineConfig>& configs) {
   std::vector<std::string> final_rules, filter_rules;
   for (const auto& c : configs) {
     for (const auto& r : c.final_tuning.models) sweep::add_unique(final_rules, r);

@@ -15,7 +15,7 @@ namespace mt {
 
 // The metric columns, in order: final.<rule>.heldout_nll and final.<rule>.accuracy for every final
 // model of any setting, filter.<rule>.precision for every compared rule, kept, seconds.
-std::vector<std::string> sweep_metric_columns(const std::vector<TrainConfig>& configs);
+std::vector<std::string> sweep_metric_columns(const std::vector<PipelineConfig>& configs);
 
 // The columns a `metrics:` entry plots: a column name, or the last part of one ("accuracy" is every
 // final model's accuracy column).

@@ -90,12 +90,12 @@ std::string md_number(const std::string& column, const json& v) {
 }
 
 // The swept keys' resolved values and the metrics of every setting.
-SummaryRows gather_rows(const fs::path& sweep_dir, const SweepSpec& spec, const std::vector<TrainConfig>& configs,
+SummaryRows gather_rows(const fs::path& sweep_dir, const SweepSpec& spec, const std::vector<PipelineConfig>& configs,
                         const std::vector<std::string>& columns, const json& runs) {
   const size_t n = spec.settings.size();
   SummaryRows rows{std::vector<std::vector<std::string>>(n), std::vector<std::map<std::string, json>>(n)};
   for (size_t i = 0; i < n; ++i) {
-    const YAML::Node tree = YAML::Load(train_config_to_yaml(configs[i]));
+    const YAML::Node tree = YAML::Load(pipeline_config_to_yaml(configs[i]));
     for (const auto& key : spec.swept_keys) rows.values[i].push_back(config_value(tree, key));
     rows.metrics[i] = sweep::run_metrics(sweep_run_dir(sweep_dir, spec.settings[i]), columns, runs[i]);
   }
@@ -226,7 +226,7 @@ std::string describe_reused_stages(const json& reused) {
   return fmt::format("{}", fmt::join(parts, "; "));
 }
 
-void write_sweep_summary(const fs::path& sweep_dir, const SweepSpec& spec, const std::vector<TrainConfig>& configs,
+void write_sweep_summary(const fs::path& sweep_dir, const SweepSpec& spec, const std::vector<PipelineConfig>& configs,
                          const json& record) {
   const std::vector<std::string> columns = sweep_metric_columns(configs);
   const json& runs = record.at("runs");

@@ -24,6 +24,6 @@ std::string describe_reused_stages(const nlohmann::json& reused);
 // Writes summary.csv, summary.md and plots/ into sweep_dir. `record` is DIR/sweep.json's content
 // (its "runs" in setting order); configs[i] is the config of spec.settings[i].
 void write_sweep_summary(const std::filesystem::path& sweep_dir, const SweepSpec& spec,
-                         const std::vector<TrainConfig>& configs, const nlohmann::json& record);
+                         const std::vector<PipelineConfig>& configs, const nlohmann::json& record);
 
 }  // namespace mt

@@ -72,7 +72,7 @@ json initial_record(const Sweep& sw, const std::vector<std::string>& overrides_o
 void prepare_run_folder(Sweep& sw, size_t i) {
   const fs::path run = sw.run_dir(i), saved = run / kPipelineConfigFile;
   if (fs::exists(saved)) {
-    const auto diffs = resume_incompatibilities(load_train_config(saved), sw.configs[i]);
+    const auto diffs = resume_incompatibilities(load_pipeline_config(saved), sw.configs[i]);
     if (!diffs.empty())
       throw Error(fmt::format("{}: this run folder holds a pipeline of another config than setting {} of {} "
                               "(was the sweep file changed?); move it away to rerun it:\n  {}",
@@ -85,7 +85,7 @@ void prepare_run_folder(Sweep& sw, size_t i) {
         throw Error(fmt::format("{}: the run folder exists and holds no pipeline run (no pipeline.yaml); move it away",
                                 run.string()));
   fs::create_directories(run);
-  write_text_file_atomically(saved, train_config_to_yaml(sw.configs[i]));
+  write_text_file_atomically(saved, pipeline_config_to_yaml(sw.configs[i]));
 }
 
 // One sweep process per sweep folder: a second one would start the same runs.

@@ -76,23 +76,23 @@ fs::path sweep_run_dir(const fs::path& sweep_dir, const SweepSetting& setting) {
   return fs::absolute(sweep_dir).lexically_normal() / "runs" / setting.run_name;
 }
 
-std::vector<TrainConfig> sweep_configs(const SweepSpec& spec, const fs::path& sweep_dir) {
+std::vector<PipelineConfig> sweep_configs(const SweepSpec& spec, const fs::path& sweep_dir) {
   const fs::path overrides_dir = fs::absolute(spec.file).parent_path();
   const std::string file = spec.file.string();
   try {
-    (void)load_train_config(spec.base);
+    (void)load_pipeline_config(spec.base);
   } catch (const Error& e) {
     throw Error(fmt::format("{}: base: {}", file, e.what()));
   }
   bool sets_cache_dir = false;
   for (const auto& v : spec.fixed) sets_cache_dir |= v.key == "data.cache_dir";
   for (const auto& k : spec.swept_keys) sets_cache_dir |= k == "data.cache_dir";
-  std::vector<TrainConfig> configs;
+  std::vector<PipelineConfig> configs;
   for (const auto& s : spec.settings) {
     const std::vector<std::string> overrides = sweep_overrides(spec, s);
-    TrainConfig config;
+    PipelineConfig config;
     try {
-      config = load_train_config(spec.base, overrides, overrides_dir);
+      config = load_pipeline_config(spec.base, overrides, overrides_dir);
     } catch (const Error& e) {
       // Name the value that is refused: the first override whose addition fails.
       std::vector<SweepValue> values = spec.fixed;
@@ -101,7 +101,7 @@ std::vector<TrainConfig> sweep_configs(const SweepSpec& spec, const fs::path& sw
       for (const auto& v : values) {
         prefix.push_back(v.key + "=" + v.value);
         try {
-          (void)load_train_config(spec.base, prefix, overrides_dir);
+          (void)load_pipeline_config(spec.base, prefix, overrides_dir);
         } catch (const Error& first) {
           throw Error(fmt::format("{}: {}: {} (setting {}, run {})", v.place, v.key, first.what(), s.index, s.run_name));
         }
