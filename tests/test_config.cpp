@@ -597,7 +597,7 @@ TEST_CASE("config: resume_incompatibilities names the keys that may not change",
   CHECK(mt::resume_incompatibilities(saved, file.load({"schedule.type=linear", "training.seed=1"})).size() == 2);
 }
 
-TEST_CASE("config: a train config holds the train sections only; old run configs with pipeline sections resume",
+TEST_CASE("config: a train config holds the train sections only - old run configs with pipeline sections resume",
           "[config]") {
   const ConfigFile file("model: {path: /m}\ndata:\n  sources: [/d/a.jsonl]\noutput: {run_dir: /r}\n"
                         "filter: {rule: forward}\nrounds: {count: 2}\n");
