@@ -12,7 +12,7 @@
 
 namespace mt {
 
-struct BpeTokenizer;  // opaque: defined in bpe_tokenizer.cpp
+struct BpeTokenizer;  // opaque: defined in bpe_vocab.h (internal to the BPE files)
 
 // tiktoken-format file. Special tokens are not in that file: `special_tokens` (text -> id) adds
 // them (for LLaMA-3: the 256 tokens at 128000+, see llama3_special_tokens()).
