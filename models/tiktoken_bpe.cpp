@@ -47,34 +47,14 @@ bool base64_decode(std::string_view in, std::string* out) {
   return true;
 }
 
-}  // namespace
+struct Line {
+  std::string bytes;
+  int64_t rank;
+  size_t line;
+};
 
-std::map<std::string, int64_t> llama3_special_tokens(int64_t num_base_tokens) {
-  // Llama 3.1+ names (meta-llama/llama-models, models/llama3_1/api/tokenizer.py); 3.0 called ids
-  // 128002..128010 reserved_special_token_0..5 except the headers and eot_id.
-  std::vector<std::string> names = {"<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
-                                    "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|step_id|>",
-                                    "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>",
-                                    "<|python_tag|>"};
-  for (int i = 2; names.size() < 256; ++i) names.push_back(fmt::format("<|reserved_special_token_{}|>", i));
-  std::map<std::string, int64_t> m;
-  for (size_t i = 0; i < names.size(); ++i) m[names[i]] = num_base_tokens + static_cast<int64_t>(i);
-  return m;
-}
-
-std::shared_ptr<const BpeTokenizer> load_tiktoken_bpe(const std::filesystem::path& file,
-                                                      const std::map<std::string, int64_t>& special_tokens) {
-  auto t = std::make_shared<BpeTokenizer>();
-  t->kind = Tok::Kind::Tiktoken;
-  t->source = file.string();
-  const std::string& src = t->source;
-  const std::string text = read_file(file, "tiktoken file");
-
-  struct Line {
-    std::string bytes;
-    int64_t rank;
-    size_t line;
-  };
+// Every non-empty line as (token bytes, rank, line number); tiktoken skips empty lines.
+std::vector<Line> read_lines(const std::string& src, const std::string& text) {
   std::vector<Line> lines;
   std::string bytes;
   size_t line_no = 0;
@@ -106,7 +86,11 @@ std::shared_ptr<const BpeTokenizer> load_tiktoken_bpe(const std::filesystem::pat
     lines.push_back({bytes, rank, line_no});
   }
   if (lines.empty()) throw Error(fmt::format("{}: empty tiktoken file (no tokens)", src));
+  return lines;
+}
 
+// The ranks are exactly 0..n-1: the line of each rank.
+std::vector<size_t> line_of_each_rank(const std::string& src, const std::vector<Line>& lines) {
   const size_t n = lines.size();
   std::vector<size_t> rank_line(n, 0);
   for (const Line& l : lines) {
@@ -117,34 +101,71 @@ std::shared_ptr<const BpeTokenizer> load_tiktoken_bpe(const std::filesystem::pat
       throw Error(fmt::format("{}:{}: duplicate rank {} (also on line {})", src, l.line, l.rank, rank_line[l.rank]));
     rank_line[l.rank] = l.line;
   }
-  t->arena.reserve(text.size());
-  for (const Line& l : lines) add_regular(*t, static_cast<int32_t>(l.rank), l.bytes);
-  if (auto [id, earlier] = build_table(*t); id >= 0)
+  return rank_line;
+}
+
+// Regular tokens (id = rank), the lookup table, every single byte checked, the two-byte ranks.
+void build_ranked_tokens(Tok& t, const std::vector<Line>& lines, const std::vector<size_t>& rank_line,
+                         size_t text_size) {
+  const std::string& src = t.source;
+  t.arena.reserve(text_size);
+  for (const Line& l : lines) add_regular(t, static_cast<int32_t>(l.rank), l.bytes);
+  if (auto [id, earlier] = build_table(t); id >= 0)
     throw Error(fmt::format("{}:{}: duplicate token (the same bytes as on line {})", src, rank_line[id], rank_line[earlier]));
   for (int b = 0; b < 256; ++b) {
-    if (t->byte_id[b] < 0)
+    if (t.byte_id[b] < 0)
       throw Error(fmt::format("{}: no token for byte 0x{:02X}: a byte-level BPE file has all 256 single bytes", src, b));
   }
-  t->pair2.assign(65536, kNoRank);
+  t.pair2.assign(65536, kNoRank);
   for (int a = 0; a < 256; ++a) {
     for (int b = 0; b < 256; ++b) {
       const uint8_t two[2] = {static_cast<uint8_t>(a), static_cast<uint8_t>(b)};
-      const int32_t id = t->find(two, 2);
-      if (id >= 0) t->pair2[a << 8 | b] = id;
+      const int32_t id = t.find(two, 2);
+      if (id >= 0) t.pair2[a << 8 | b] = id;
     }
   }
-  finish_ids(*t);
+  finish_ids(t);
+}
 
+// The caller's special tokens, on ids no regular token has.
+void add_special_tokens(Tok& t, const std::map<std::string, int64_t>& special_tokens) {
+  const std::string& src = t.source;
   for (const auto& [content, id] : special_tokens) {
     if (content.empty()) throw Error(fmt::format("{}: special token with empty text (id {})", src, id));
     if (id < 0 || id >= INT32_MAX) throw Error(fmt::format("{}: special token {} has invalid id {}", src, shown(content), id));
-    if (static_cast<size_t>(id) < t->ids.size() && t->ids[id].kind != Tok::kAbsent)
+    if (static_cast<size_t>(id) < t.ids.size() && t.ids[id].kind != Tok::kAbsent)
       throw Error(fmt::format("{}: special token {} id {} is already taken", src, shown(content), id));
-    set_id(*t, id, content, Tok::kSpecial);
-    t->added.push_back({content, id, true, false, false, false});
-    t->specials[content] = id;
+    set_id(t, id, content, Tok::kSpecial);
+    t.added.push_back({content, id, true, false, false, false});
+    t.specials[content] = id;
   }
-  build_matchers(*t);
+  build_matchers(t);
+}
+
+}  // namespace
+
+std::map<std::string, int64_t> llama3_special_tokens(int64_t num_base_tokens) {
+  // Llama 3.1+ names (meta-llama/llama-models, models/llama3_1/api/tokenizer.py); 3.0 called ids
+  // 128002..128010 reserved_special_token_0..5 except the headers and eot_id.
+  std::vector<std::string> names = {"<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
+                                    "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|step_id|>",
+                                    "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>",
+                                    "<|python_tag|>"};
+  for (int i = 2; names.size() < 256; ++i) names.push_back(fmt::format("<|reserved_special_token_{}|>", i));
+  std::map<std::string, int64_t> m;
+  for (size_t i = 0; i < names.size(); ++i) m[names[i]] = num_base_tokens + static_cast<int64_t>(i);
+  return m;
+}
+
+std::shared_ptr<const BpeTokenizer> load_tiktoken_bpe(const std::filesystem::path& file,
+                                                      const std::map<std::string, int64_t>& special_tokens) {
+  auto t = std::make_shared<BpeTokenizer>();
+  t->kind = Tok::Kind::Tiktoken;
+  t->source = file.string();
+  const std::string text = read_file(file, "tiktoken file");
+  const std::vector<Line> lines = read_lines(t->source, text);
+  build_ranked_tokens(*t, lines, line_of_each_rank(t->source, lines), text.size());
+  add_special_tokens(*t, special_tokens);
   return t;
 }
 

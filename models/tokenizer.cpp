@@ -164,59 +164,66 @@ std::optional<std::string> config_token_text(const json& v, const std::string& f
                           file, key, v.dump()));
 }
 
-}  // namespace
+// The model file a Tokenizer wraps, as the load steps see it.
+struct Backend {
+  std::shared_ptr<const SentencePieceTokenizer> sp;
+  std::shared_ptr<const BpeTokenizer> bpe;
+  fs::path source;
+  int64_t vocab_size() const { return sp ? sp_vocab_size(*sp) : bpe_vocab_size(*bpe); }
+  int64_t piece_id(const std::string& text) const { return sp ? sp_piece_id(*sp, text) : bpe_token_id(*bpe, text); }
+};
 
-Tokenizer Tokenizer::load(const fs::path& path) {
-  Tokenizer tok;
+Backend load_json_bpe(const fs::path& file) {
+  const JsonKind k = inspect_tokenizer_json(file);
+  if (!k.is_byte_level_bpe())
+    throw Error(fmt::format("{}: model type '{}'{} is not a byte-level BPE; only LLaMA-3 style byte-level BPE "
+                            "tokenizer.json files are read (SentencePiece models load from tokenizer.model)",
+                            file.string(), k.model_type, k.byte_fallback ? " with byte_fallback" : ""));
+  return {nullptr, load_tokenizer_json_bpe(file), file};
+}
+
+// A tokenizer.model: a tiktoken file (told by content) or a SentencePiece model.
+Backend load_model_file(const fs::path& file) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) throw Error(fmt::format("{}: no such tokenizer file or directory", path.string()));
-  const bool is_dir = fs::is_directory(path, ec);
-  const fs::path dir = is_dir ? path : path.parent_path();
+  if (fs::is_directory(file, ec)) throw Error(fmt::format("{}: is a directory, not a tokenizer file", file.string()));
+  Backend b;
+  if (looks_like_tiktoken(file)) {
+    // The tiktoken file holds only the mergeable ranks; LLaMA-3's special tokens follow them.
+    b.bpe = load_tiktoken_bpe(file, llama3_special_tokens(count_lines(file)));
+  } else {
+    b.sp = load_sentencepiece(file);
+  }
+  b.source = file;
+  return b;
+}
 
-  auto load_json_bpe = [&](const fs::path& file) {
-    const JsonKind k = inspect_tokenizer_json(file);
-    if (!k.is_byte_level_bpe())
-      throw Error(fmt::format("{}: model type '{}'{} is not a byte-level BPE; only LLaMA-3 style byte-level BPE "
-                              "tokenizer.json files are read (SentencePiece models load from tokenizer.model)",
-                              file.string(), k.model_type, k.byte_fallback ? " with byte_fallback" : ""));
-    tok.bpe_ = load_tokenizer_json_bpe(file);
-    tok.source_ = file;
-  };
-  auto load_model_file = [&](const fs::path& file) {
-    if (fs::is_directory(file, ec)) throw Error(fmt::format("{}: is a directory, not a tokenizer file", file.string()));
-    if (looks_like_tiktoken(file)) {
-      // The tiktoken file holds only the mergeable ranks; LLaMA-3's special tokens follow them.
-      tok.bpe_ = load_tiktoken_bpe(file, llama3_special_tokens(count_lines(file)));
-    } else {
-      tok.sp_ = load_sentencepiece(file);
-    }
-    tok.source_ = file;
-  };
-
+// The model file of a HF directory, or the one file given.
+Backend load_backend(const fs::path& path, bool is_dir) {
+  std::error_code ec;
   if (is_dir) {
     const fs::path tj = path / "tokenizer.json", tm = path / "tokenizer.model";
     const bool has_tj = fs::is_regular_file(tj, ec), has_tm = fs::exists(tm, ec);
     // Prefer tokenizer.json when it is byte-level BPE; a SentencePiece-style tokenizer.json
     // (LLaMA-2, Mistral) is the HF conversion of tokenizer.model, which we read instead.
-    if (has_tj && (!has_tm || inspect_tokenizer_json(tj).is_byte_level_bpe())) load_json_bpe(tj);
-    else if (has_tm) load_model_file(tm);
-    else throw Error(fmt::format("{}: no tokenizer.json or tokenizer.model in this directory", path.string()));
-  } else if (looks_like_json(path)) {
-    load_json_bpe(path);
-  } else {
-    load_model_file(path);
+    if (has_tj && (!has_tm || inspect_tokenizer_json(tj).is_byte_level_bpe())) return load_json_bpe(tj);
+    if (has_tm) return load_model_file(tm);
+    throw Error(fmt::format("{}: no tokenizer.json or tokenizer.model in this directory", path.string()));
   }
+  if (looks_like_json(path)) return load_json_bpe(path);
+  return load_model_file(path);
+}
 
-  // Special tokens the model file itself defines.
-  SpecialTokens& sp = tok.special_;
-  if (tok.sp_) {
-    sp.by_text = sp_special_pieces(*tok.sp_);
-    sp.bos = sp_bos_id(*tok.sp_);
-    sp.eos = sp_eos_id(*tok.sp_);
-    sp.pad = sp_pad_id(*tok.sp_);
-    sp.unk = sp_unk_id(*tok.sp_);
+// Special tokens the model file itself defines.
+SpecialTokens model_special_tokens(const Backend& b) {
+  SpecialTokens sp;
+  if (b.sp) {
+    sp.by_text = sp_special_pieces(*b.sp);
+    sp.bos = sp_bos_id(*b.sp);
+    sp.eos = sp_eos_id(*b.sp);
+    sp.pad = sp_pad_id(*b.sp);
+    sp.unk = sp_unk_id(*b.sp);
   } else {
-    sp.by_text = bpe_special_tokens(*tok.bpe_);
+    sp.by_text = bpe_special_tokens(*b.bpe);
     auto named = [&](const char* text) {
       auto it = sp.by_text.find(text);
       return it == sp.by_text.end() ? int64_t{-1} : it->second;
@@ -224,106 +231,146 @@ Tokenizer Tokenizer::load(const fs::path& path) {
     sp.bos = named("<|begin_of_text|>");
     sp.eos = named("<|end_of_text|>");
   }
+  return sp;
+}
 
-  // Resolves a token text from a config file to its id (special first, then the vocabulary).
-  auto resolve = [&](const std::string& text, const std::string& file, const std::string& key) {
-    const auto id = tok.token_id(text);
-    if (!id) throw Error(fmt::format("{}: key '{}': token '{}' is not in the tokenizer's vocabulary", file, key, text));
-    return *id;
-  };
-  auto add_special = [&](const std::string& text, int64_t id) {
-    if (text.empty()) return;
-    for (auto it = sp.by_text.begin(); it != sp.by_text.end();)  // the config renames an id
-      it = (it->second == id && it->first != text) ? sp.by_text.erase(it) : std::next(it);
-    sp.by_text[text] = id;
-  };
-  auto apply_named = [&](const json& cfg, const std::string& file) {
-    static const std::array<std::pair<const char*, int64_t SpecialTokens::*>, 4> kNamed = {{
-        {"bos_token", &SpecialTokens::bos}, {"eos_token", &SpecialTokens::eos},
-        {"pad_token", &SpecialTokens::pad}, {"unk_token", &SpecialTokens::unk}}};
-    for (const auto& [key, member] : kNamed) {
-      if (!cfg.contains(key)) continue;
-      const auto text = config_token_text(cfg[key], file, key);
-      if (!text) {
-        sp.*member = -1;
-        continue;
-      }
-      const int64_t id = resolve(*text, file, key);
-      sp.*member = id;
-      add_special(*text, id);
+// Resolves a token text from a config file to its id (special first, then the vocabulary).
+int64_t resolve(const Tokenizer& tok, const std::string& text, const std::string& file, const std::string& key) {
+  const auto id = tok.token_id(text);
+  if (!id) throw Error(fmt::format("{}: key '{}': token '{}' is not in the tokenizer's vocabulary", file, key, text));
+  return *id;
+}
+
+void add_special(SpecialTokens& sp, const std::string& text, int64_t id) {
+  if (text.empty()) return;
+  for (auto it = sp.by_text.begin(); it != sp.by_text.end();)  // the config renames an id
+    it = (it->second == id && it->first != text) ? sp.by_text.erase(it) : std::next(it);
+  sp.by_text[text] = id;
+}
+
+// bos/eos/pad/unk_token and additional_special_tokens of a config file. `sp` is tok's own special
+// tokens: each token resolves against the ones set before it.
+void apply_named(const Tokenizer& tok, SpecialTokens& sp, const json& cfg, const std::string& file) {
+  static const std::array<std::pair<const char*, int64_t SpecialTokens::*>, 4> kNamed = {{
+      {"bos_token", &SpecialTokens::bos}, {"eos_token", &SpecialTokens::eos},
+      {"pad_token", &SpecialTokens::pad}, {"unk_token", &SpecialTokens::unk}}};
+  for (const auto& [key, member] : kNamed) {
+    if (!cfg.contains(key)) continue;
+    const auto text = config_token_text(cfg[key], file, key);
+    if (!text) {
+      sp.*member = -1;
+      continue;
     }
-    if (cfg.contains("additional_special_tokens")) {
-      const json& extra = cfg["additional_special_tokens"];
-      if (!extra.is_array()) throw Error(fmt::format("{}: key 'additional_special_tokens' must be a list", file));
-      for (size_t i = 0; i < extra.size(); ++i) {
-        const std::string key = fmt::format("additional_special_tokens[{}]", i);
-        const auto text = config_token_text(extra[i], file, key);
-        if (text) add_special(*text, resolve(*text, file, key));
-      }
+    const int64_t id = resolve(tok, *text, file, key);
+    sp.*member = id;
+    add_special(sp, *text, id);
+  }
+  if (cfg.contains("additional_special_tokens")) {
+    const json& extra = cfg["additional_special_tokens"];
+    if (!extra.is_array()) throw Error(fmt::format("{}: key 'additional_special_tokens' must be a list", file));
+    for (size_t i = 0; i < extra.size(); ++i) {
+      const std::string key = fmt::format("additional_special_tokens[{}]", i);
+      const auto text = config_token_text(extra[i], file, key);
+      if (text) add_special(sp, *text, resolve(tok, *text, file, key));
     }
-  };
+  }
+}
+
+// tokenizer_config.json's added_tokens_decoder: {"<id>": {"content": ..., "special": ...}, ...}.
+void apply_added_tokens_decoder(const Backend& b, SpecialTokens& sp, const json& cfg, const std::string& file) {
+  if (!cfg.contains("added_tokens_decoder")) return;
+  const json& added = cfg["added_tokens_decoder"];
+  if (!added.is_object()) throw Error(fmt::format("{}: key 'added_tokens_decoder' must be an object", file));
+  for (const auto& [key, v] : added.items()) {
+    const std::string where = fmt::format("added_tokens_decoder[\"{}\"]", key);
+    int64_t id = -1;
+    size_t used = 0;
+    try {
+      id = std::stoll(key, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != key.size() || key.empty() || id < 0)
+      throw Error(fmt::format("{}: key '{}': expected a non-negative integer token id", file, where));
+    if (!v.is_object() || !v.contains("content") || !v["content"].is_string())
+      throw Error(fmt::format("{}: key '{}': expected an object with a string \"content\"", file, where));
+    const std::string text = v["content"].get<std::string>();
+    if (text.empty()) throw Error(fmt::format("{}: key '{}': empty \"content\"", file, where));
+    const int64_t backend = b.vocab_size();
+    if (id > backend + (int64_t{1} << 20))
+      throw Error(fmt::format("{}: key '{}': id {} is far beyond the vocabulary size {}", file, where, id, backend));
+    const bool special = v.contains("special") && v["special"].is_boolean() && v["special"].get<bool>();
+    const int64_t piece = b.piece_id(text);
+    // A non-special added token that is just a vocabulary entry stays ordinary text; one the
+    // vocabulary lacks (an id past it, or a renamed id) can only be told by its text.
+    if (special || piece != id) add_special(sp, text, id);
+  }
+}
+
+void read_add_bos_eos(SpecialTokens& sp, const json& cfg, const std::string& file) {
+  for (const char* key : {"add_bos_token", "add_eos_token"}) {
+    if (!cfg.contains(key) || cfg[key].is_null()) continue;
+    if (!cfg[key].is_boolean()) throw Error(fmt::format("{}: key '{}' must be true or false", file, key));
+    (std::string(key) == "add_bos_token" ? sp.add_bos : sp.add_eos) = cfg[key].get<bool>();
+  }
+}
+
+// chat_template: a string, or [{"name": "default", "template": "..."}, ...]; unchanged if absent.
+void read_chat_template(const json& cfg, const std::string& file, std::string* chat_template) {
+  if (!cfg.contains("chat_template") || cfg["chat_template"].is_null()) return;
+  const json& ct = cfg["chat_template"];
+  if (ct.is_string()) {
+    *chat_template = ct.get<std::string>();
+  } else if (ct.is_array()) {
+    for (size_t i = 0; i < ct.size(); ++i) {
+      if (!ct[i].is_object() || !ct[i].contains("name") || !ct[i].contains("template") ||
+          !ct[i]["template"].is_string())
+        throw Error(fmt::format("{}: key 'chat_template[{}]': expected {{\"name\", \"template\"}}", file, i));
+      if (ct[i]["name"] == "default") *chat_template = ct[i]["template"].get<std::string>();
+    }
+  } else {
+    throw Error(fmt::format("{}: key 'chat_template' must be a string or a list of named templates", file));
+  }
+}
+
+void apply_tokenizer_config(const Tokenizer& tok, const Backend& b, const fs::path& cfg_path, SpecialTokens& sp,
+                            std::string* chat_template) {
+  const std::string file = cfg_path.string();
+  const json cfg = parse_json_file(cfg_path);
+  if (!cfg.is_object()) throw Error(fmt::format("{}: expected a JSON object", file));
+  apply_added_tokens_decoder(b, sp, cfg, file);
+  apply_named(tok, sp, cfg, file);
+  read_add_bos_eos(sp, cfg, file);
+  read_chat_template(cfg, file, chat_template);
+}
+
+void apply_special_tokens_map(const Tokenizer& tok, const fs::path& map_path, SpecialTokens& sp) {
+  const json m = parse_json_file(map_path);
+  if (!m.is_object()) throw Error(fmt::format("{}: expected a JSON object", map_path.string()));
+  apply_named(tok, sp, m, map_path.string());
+}
+
+}  // namespace
+
+Tokenizer Tokenizer::load(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error(fmt::format("{}: no such tokenizer file or directory", path.string()));
+  const bool is_dir = fs::is_directory(path, ec);
+  const fs::path dir = is_dir ? path : path.parent_path();
+
+  Tokenizer tok;
+  const Backend b = load_backend(path, is_dir);
+  tok.sp_ = b.sp;
+  tok.bpe_ = b.bpe;
+  tok.source_ = b.source;
+  tok.special_ = model_special_tokens(b);
 
   const fs::path cfg_path = dir / "tokenizer_config.json";
-  if (is_dir && fs::is_regular_file(cfg_path, ec)) {
-    const std::string file = cfg_path.string();
-    const json cfg = parse_json_file(cfg_path);
-    if (!cfg.is_object()) throw Error(fmt::format("{}: expected a JSON object", file));
-    if (cfg.contains("added_tokens_decoder")) {
-      const json& added = cfg["added_tokens_decoder"];
-      if (!added.is_object()) throw Error(fmt::format("{}: key 'added_tokens_decoder' must be an object", file));
-      for (const auto& [key, v] : added.items()) {
-        const std::string where = fmt::format("added_tokens_decoder[\"{}\"]", key);
-        int64_t id = -1;
-        size_t used = 0;
-        try {
-          id = std::stoll(key, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used != key.size() || key.empty() || id < 0)
-          throw Error(fmt::format("{}: key '{}': expected a non-negative integer token id", file, where));
-        if (!v.is_object() || !v.contains("content") || !v["content"].is_string())
-          throw Error(fmt::format("{}: key '{}': expected an object with a string \"content\"", file, where));
-        const std::string text = v["content"].get<std::string>();
-        if (text.empty()) throw Error(fmt::format("{}: key '{}': empty \"content\"", file, where));
-        const int64_t backend = tok.sp_ ? sp_vocab_size(*tok.sp_) : bpe_vocab_size(*tok.bpe_);
-        if (id > backend + (int64_t{1} << 20))
-          throw Error(fmt::format("{}: key '{}': id {} is far beyond the vocabulary size {}", file, where, id, backend));
-        const bool special = v.contains("special") && v["special"].is_boolean() && v["special"].get<bool>();
-        const int64_t piece = tok.sp_ ? sp_piece_id(*tok.sp_, text) : bpe_token_id(*tok.bpe_, text);
-        // A non-special added token that is just a vocabulary entry stays ordinary text; one the
-        // vocabulary lacks (an id past it, or a renamed id) can only be told by its text.
-        if (special || piece != id) add_special(text, id);
-      }
-    }
-    apply_named(cfg, file);
-    for (const char* key : {"add_bos_token", "add_eos_token"}) {
-      if (!cfg.contains(key) || cfg[key].is_null()) continue;
-      if (!cfg[key].is_boolean()) throw Error(fmt::format("{}: key '{}' must be true or false", file, key));
-      (std::string(key) == "add_bos_token" ? sp.add_bos : sp.add_eos) = cfg[key].get<bool>();
-    }
-    if (cfg.contains("chat_template") && !cfg["chat_template"].is_null()) {
-      const json& ct = cfg["chat_template"];
-      if (ct.is_string()) {
-        tok.chat_template_ = ct.get<std::string>();
-      } else if (ct.is_array()) {  // [{"name": "default", "template": "..."}, ...]
-        for (size_t i = 0; i < ct.size(); ++i) {
-          if (!ct[i].is_object() || !ct[i].contains("name") || !ct[i].contains("template") ||
-              !ct[i]["template"].is_string())
-            throw Error(fmt::format("{}: key 'chat_template[{}]': expected {{\"name\", \"template\"}}", file, i));
-          if (ct[i]["name"] == "default") tok.chat_template_ = ct[i]["template"].get<std::string>();
-        }
-      } else {
-        throw Error(fmt::format("{}: key 'chat_template' must be a string or a list of named templates", file));
-      }
-    }
-  }
+  if (is_dir && fs::is_regular_file(cfg_path, ec))
+    apply_tokenizer_config(tok, b, cfg_path, tok.special_, &tok.chat_template_);
   const fs::path map_path = dir / "special_tokens_map.json";
-  if (is_dir && fs::is_regular_file(map_path, ec)) {  // loaded after the config and wins, as in HF
-    const json m = parse_json_file(map_path);
-    if (!m.is_object()) throw Error(fmt::format("{}: expected a JSON object", map_path.string()));
-    apply_named(m, map_path.string());
-  }
+  if (is_dir && fs::is_regular_file(map_path, ec))  // loaded after the config and wins, as in HF
+    apply_special_tokens_map(tok, map_path, tok.special_);
   const fs::path jinja_path = dir / "chat_template.jinja";
   if (is_dir && tok.chat_template_.empty() && fs::is_regular_file(jinja_path, ec))
     tok.chat_template_ = read_file(jinja_path);

@@ -50,22 +50,23 @@ bool byte_level_decode(const std::string& s, std::string* out) {
   return true;
 }
 
-void parse_tokenizer_json(Tok* t, const json& j) {
+bool opt_bool(const std::string& src, const json& obj, const char* key, const std::string& path, bool dflt) {
+  if (!obj.contains(key) || obj[key].is_null()) return dflt;
+  if (!obj[key].is_boolean()) fail_at(src, path + "." + key, "must be true or false");
+  return obj[key].get<bool>();
+}
+
+// The top level and `model`: a byte-level BPE without subword affixes, dropout or byte fallback,
+// with a vocab and a merges list. Returns the model.
+const json& check_model(Tok* t, const json& j) {
   const std::string& src = t->source;
   if (!j.is_object()) fail_at(src, "top level", "must be a JSON object");
-
-  // model
   if (!j.contains("model") || !j["model"].is_object()) fail_at(src, "model", "missing or not an object");
   const json& model = j["model"];
   if (!model.contains("type") || !model["type"].is_string())
     fail_at(src, "model.type", "missing (expected \"BPE\")");
   if (model["type"] != "BPE")
     fail_at(src, "model.type", fmt::format("unsupported model type {} (only byte-level \"BPE\")", model["type"].dump()));
-  auto opt_bool = [&](const json& obj, const char* key, const std::string& path, bool dflt) {
-    if (!obj.contains(key) || obj[key].is_null()) return dflt;
-    if (!obj[key].is_boolean()) fail_at(src, path + "." + key, "must be true or false");
-    return obj[key].get<bool>();
-  };
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     if (model.contains(key) && !model[key].is_null() && model[key] != "")
       fail_at(src, fmt::format("model.{}", key), "unsupported (byte-level BPE has none)");
@@ -73,12 +74,17 @@ void parse_tokenizer_json(Tok* t, const json& j) {
   if (model.contains("dropout") && !model["dropout"].is_null() &&
       !(model["dropout"].is_number() && model["dropout"].get<double>() == 0.0))
     fail_at(src, "model.dropout", "unsupported (BPE dropout is for training)");
-  if (opt_bool(model, "byte_fallback", "model", false)) fail_at(src, "model.byte_fallback", "unsupported for byte-level BPE");
-  t->ignore_merges = opt_bool(model, "ignore_merges", "model", false);
+  if (opt_bool(src, model, "byte_fallback", "model", false)) fail_at(src, "model.byte_fallback", "unsupported for byte-level BPE");
+  t->ignore_merges = opt_bool(src, model, "ignore_merges", "model", false);
   if (!model.contains("vocab") || !model["vocab"].is_object()) fail_at(src, "model.vocab", "missing or not an object");
   if (!model.contains("merges") || !model["merges"].is_array()) fail_at(src, "model.merges", "missing or not a list");
+  return model;
+}
 
-  // added_tokens first: vocabulary strings outside the byte-level alphabet are allowed only for them.
+// added_tokens into t->added (read first: vocabulary strings outside the byte-level alphabet are
+// allowed only for them). Returns the index in t->added of each content.
+std::map<std::string, size_t> read_added_tokens(Tok* t, const json& j) {
+  const std::string& src = t->source;
   std::map<std::string, size_t> added_by_content;
   std::map<int64_t, size_t> added_by_id;
   if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
@@ -95,11 +101,11 @@ void parse_tokenizer_json(Tok* t, const json& j) {
       Tok::Added tok;
       tok.id = a["id"].get<int64_t>();
       tok.content = a["content"].get<std::string>();
-      tok.special = opt_bool(a, "special", path, false);
-      tok.lstrip = opt_bool(a, "lstrip", path, false);
-      tok.rstrip = opt_bool(a, "rstrip", path, false);
-      tok.normalized = opt_bool(a, "normalized", path, !tok.special);
-      if (opt_bool(a, "single_word", path, false)) fail_at(src, path + ".single_word", "true is not supported");
+      tok.special = opt_bool(src, a, "special", path, false);
+      tok.lstrip = opt_bool(src, a, "lstrip", path, false);
+      tok.rstrip = opt_bool(src, a, "rstrip", path, false);
+      tok.normalized = opt_bool(src, a, "normalized", path, !tok.special);
+      if (opt_bool(src, a, "single_word", path, false)) fail_at(src, path + ".single_word", "true is not supported");
       if (added_by_content.count(tok.content)) fail_at(src, path + ".content", fmt::format("duplicate added token {}", shown(tok.content)));
       if (added_by_id.count(tok.id)) fail_at(src, path + ".id", fmt::format("duplicate added token id {}", tok.id));
       added_by_content[tok.content] = t->added.size();
@@ -107,7 +113,13 @@ void parse_tokenizer_json(Tok* t, const json& j) {
       t->added.push_back(tok);
     }
   }
+  return added_by_content;
+}
 
+// model.vocab as regular tokens (their byte-level strings decoded to bytes) and the lookup table
+// over them; model.unk_token.
+void read_vocab(Tok* t, const json& model, const std::map<std::string, size_t>& added_by_content) {
+  const std::string& src = t->source;
   std::string bytes;
   std::map<int64_t, std::string> id_owner;
   for (const auto& [key, value] : model["vocab"].items()) {
@@ -133,8 +145,11 @@ void parse_tokenizer_json(Tok* t, const json& j) {
     if (!model["vocab"].contains(unk)) fail_at(src, "model.unk_token", fmt::format("{} is not in the vocabulary", shown(unk)));
     t->unk_id = static_cast<int32_t>(model["vocab"][unk].get<int64_t>());
   }
+}
 
-  // merges: "a b" strings or ["a", "b"] pairs; rank = index (a later duplicate wins, as in HF).
+// merges: "a b" strings or ["a", "b"] pairs; rank = index (a later duplicate wins, as in HF).
+void read_merges(Tok* t, const json& model) {
+  const std::string& src = t->source;
   const json& merges = model["merges"];
   t->merge_keys.assign(table_capacity(merges.size()), ~0ULL);
   t->merge_vals.assign(t->merge_keys.size(), Merge{});
@@ -170,8 +185,10 @@ void parse_tokenizer_json(Tok* t, const json& j) {
     t->merge_keys[k] = key;
     t->merge_vals[k] = {static_cast<int32_t>(i), merged};
   }
+}
 
-  // normalizer / pre-tokenizer / decoder: exactly LLaMA-3's, or a clear error rather than a guess.
+// normalizer / pre-tokenizer / decoder: exactly LLaMA-3's, or a clear error rather than a guess.
+void check_llama3_pipeline(const std::string& src, const json& j) {
   if (j.contains("normalizer") && !j["normalizer"].is_null())
     fail_at(src, "normalizer", fmt::format("unsupported normalizer {} (byte-level BPE here takes none)", shown(j["normalizer"].dump(), 80)));
   const std::string expected_pre = "Sequence[Split(LLaMA-3 regex, Isolated), ByteLevel(use_regex=false)]";
@@ -195,20 +212,31 @@ void parse_tokenizer_json(Tok* t, const json& j) {
     fail_at(src, "pre_tokenizer.pretokenizers[0]", "unsupported Split behavior (expected Isolated, invert false)");
   if (!bl.is_object() || bl.value("type", "") != "ByteLevel")
     fail_at(src, "pre_tokenizer.pretokenizers[1]", "expected a ByteLevel pre-tokenizer");
-  if (opt_bool(bl, "use_regex", "pre_tokenizer.pretokenizers[1]", true))
+  if (opt_bool(src, bl, "use_regex", "pre_tokenizer.pretokenizers[1]", true))
     fail_at(src, "pre_tokenizer.pretokenizers[1].use_regex", "unsupported: true adds GPT-2's regex split");
-  if (opt_bool(bl, "add_prefix_space", "pre_tokenizer.pretokenizers[1]", false))
+  if (opt_bool(src, bl, "add_prefix_space", "pre_tokenizer.pretokenizers[1]", false))
     fail_at(src, "pre_tokenizer.pretokenizers[1].add_prefix_space", "unsupported: true");
   if (!j.contains("decoder") || !j["decoder"].is_object() || j["decoder"].value("type", "") != "ByteLevel")
     fail_at(src, "decoder", "unsupported decoder (expected ByteLevel)");
+}
 
-  // Added tokens decode as HF does: through the byte-level alphabet when all of their characters are
-  // in it, else as their UTF-8 text.
+// Added tokens decode as HF does: through the byte-level alphabet when all of their characters are
+// in it, else as their UTF-8 text.
+void add_added_token_ids(Tok* t) {
+  std::string bytes;
   for (const Tok::Added& a : t->added) {
     const std::string_view out = byte_level_decode(a.content, &bytes) ? std::string_view(bytes) : std::string_view(a.content);
     set_id(*t, a.id, out, a.special ? Tok::kSpecial : Tok::kAddedPlain);
     if (a.special) t->specials[a.content] = a.id;
   }
+}
+
+void parse_tokenizer_json(Tok* t, const json& j) {
+  const json& model = check_model(t, j);
+  read_vocab(t, model, read_added_tokens(t, j));
+  read_merges(t, model);
+  check_llama3_pipeline(t->source, j);
+  add_added_token_ids(t);
   finish_ids(*t);
   build_matchers(*t);
 }
