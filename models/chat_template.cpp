@@ -268,7 +268,7 @@ void render_mistral(ChatBuilder& b, const Tokenizer& tok, const std::vector<Chat
   const std::string t = "mistral";
   const int64_t bos = need_id(tok.special().bos, tok, t, "BOS"), eos = need_id(tok.special().eos, tok, t, "EOS");
   const auto& by_text = tok.special().by_text;
-  const bool control = by_text.count("[INST]") > 0 && by_text.count("[/INST]") > 0;
+  const bool control = has_inst_control_tokens(tok);
   const auto [system, rest] = split_alternating(messages, t);
   size_t last_user = 0;
   for (size_t i = 0; i < rest.size(); ++i)
@@ -411,6 +411,21 @@ int64_t chat_end_of_turn_id(const Tokenizer& tok, const std::string& template_na
   if (t == "chatml") return need_special(tok, t, "<|im_end|>");
   if (t == "llama2" || t == "mistral" || t == "alpaca") return need_id(tok.special().eos, tok, t, "EOS");
   throw Error(unknown_template(t));
+}
+
+std::vector<int64_t> chat_stop_ids(const Tokenizer& tok, const std::string& template_name,
+                                   const std::vector<int64_t>& eos_ids) {
+  std::vector<int64_t> out = {chat_end_of_turn_id(tok, template_name)};
+  std::vector<int64_t> rest = eos_ids;
+  rest.push_back(tok.special().eos);
+  for (const int64_t id : rest)
+    if (id >= 0 && std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+  return out;
+}
+
+bool has_inst_control_tokens(const Tokenizer& tok) {
+  const auto& by_text = tok.special().by_text;
+  return by_text.count("[INST]") > 0 && by_text.count("[/INST]") > 0;
 }
 
 std::string detect_chat_template(const Tokenizer& tok) {

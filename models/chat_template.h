@@ -54,6 +54,19 @@ ChatTurnSplit split_last_turn(const Tokenizer& tok, const std::string& template_
 // The token id that ends an assistant turn under this template for this tokenizer.
 int64_t chat_end_of_turn_id(const Tokenizer& tok, const std::string& template_name);
 
+// Where a model trained on this template stops generating: the end-of-turn id, then `eos_ids` (the
+// model's own, from generation_config.json or config.json), then the tokenizer's EOS, each once.
+std::vector<int64_t> chat_stop_ids(const Tokenizer& tok, const std::string& template_name,
+                                   const std::vector<int64_t>& eos_ids);
+
+// The template as Jinja text for a HF tokenizer config (models/chat_template_jinja.cpp), such that
+// transformers' apply_chat_template gives render_chat's ids (with add_generation_prompt too).
+std::string chat_template_jinja(const Tokenizer& tok, const std::string& template_name);
+
+// Whether the tokenizer has Mistral's [INST]/[/INST] control tokens (the v3 vocabulary), which
+// changes how the mistral template renders.
+bool has_inst_control_tokens(const Tokenizer& tok);
+
 // Picks a template from a tokenizer's chat_template text and kind ("" if it cannot tell).
 std::string detect_chat_template(const Tokenizer& tok);
 
