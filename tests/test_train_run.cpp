@@ -13,8 +13,10 @@
 
 #include <fmt/format.h>
 
+#include "models/chat_template.h"
 #include "models/checkpoint_dir.h"
 #include "models/safetensors.h"
+#include "models/tokenizer.h"
 #include "trainer/report/tensorboard.h"
 #include "tests/run_fixtures.h"
 #include "tests/test_util.h"
@@ -292,6 +294,29 @@ TEST_CASE("train: final/ loads in transformers and gives our logits", "[train][p
   INFO(check.output);
   CHECK(check.exit_code == 0);
   CHECK(check.output.find("\"ok\": true") != std::string::npos);
+
+  // It chats as trained: transformers renders the template the run used (llama3) to our ids, and
+  // generation_config.json stops at <|eot_id|> as well as at the model's eos.
+  const mt::Tokenizer tok = mt::Tokenizer::load(run / "final");
+  const std::vector<mt::ChatMessage> chat = {{"system", "Be brief."}, {"user", "Reverse apple."}, {"assistant", "elppa"}};
+  nlohmann::json cases = nlohmann::json::array();
+  for (const size_t n : {size_t{2}, size_t{3}}) {
+    const std::vector<mt::ChatMessage> head(chat.begin(), chat.begin() + static_cast<long>(n));
+    nlohmann::json messages = nlohmann::json::array();
+    for (const auto& m : head) messages.push_back({{"role", m.role}, {"content", m.content}});
+    cases.push_back({{"name", std::to_string(n)}, {"messages", messages}, {"add_generation_prompt", n == 2},
+                     {"ids", mt::render_chat(tok, "llama3", head, false, n == 2).ids}});
+  }
+  mt::test::write_file(dir / "cases.json", cases.dump());
+  auto chat_check = mt::test::run_command("HF_HUB_OFFLINE=1 " + std::string(MT_PYTHON) + " " + MT_SOURCE_DIR +
+                                          "/scripts/check_chat_export.py " + mt::test::quoted(run / "final") + " " +
+                                          mt::test::quoted(dir / "cases.json") + " 2>&1");
+  INFO(chat_check.output);
+  CHECK(chat_check.exit_code == 0);
+  const auto res = mt::test::json_lines(chat_check.output);
+  REQUIRE_FALSE(res.empty());
+  const int64_t eot = tok.special().by_text.at("<|eot_id|>");
+  CHECK(res.back()["eos_token_id"] == nlohmann::json::array({eot, m.model.config.eos_token_ids.at(0)}));
   fs::remove_all(dir);
 }
 

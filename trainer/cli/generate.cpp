@@ -1,6 +1,7 @@
 // `maintune generate`: KV-cache generation for each JSONL line ({"prompt_ids": [...]}, {"prompt":
 // text} or {"instruction": text} through the chat template), printing {"generated_ids": [...],
 // "finish_reason": "stop"|"length"} per line in input order, plus "text" when a tokenizer is in use.
+// Instruction prompts stop at the template's end of turn as well as at the model's eos.
 #include <fmt/format.h>
 
 #include <iostream>
@@ -10,6 +11,7 @@
 #include "trainer/cli/commands.h"
 #include "trainer/cli/input_command.h"
 #include "trainer/base/jsonl.h"
+#include "trainer/data/text_requests.h"
 
 namespace mt::cli {
 
@@ -22,7 +24,8 @@ int cmd_generate(int argc, char** argv) {
       {"top-k", true, "keep the k most likely tokens (0 = off)", "generation_config.json, else 0"},
       {"top-p", true, "nucleus sampling mass (1 = off)", "generation_config.json, else 1.0"},
       {"seed", true, "sampling seed", "0"},
-      {"stop-ids", true, "comma-separated stop token ids, or none", "the model's eos_token_id"},
+      {"stop-ids", true, "comma-separated stop token ids, or none",
+       "the model's eos_token_id, with the chat template's end of turn for instruction prompts"},
       {"batch-size", true, "prompts decoded together", "8"},
   });
   const auto parsed = parse_command_line(argc, argv, spec, "usage: maintune generate --model DIR --data FILE [options]");
@@ -50,7 +53,7 @@ int cmd_generate(int argc, char** argv) {
   s.top_p = args.get_double("top-p", g.top_p.value_or(1.0));
   s.seed = static_cast<uint64_t>(args.get_int("seed", 0));
   if (args.get("stop-ids") == "none") s.stop_ids.clear();
-  else s.stop_ids = args.has("stop-ids") ? args.get_int_list("stop-ids") : g.eos_token_ids;
+  else s.stop_ids = args.has("stop-ids") ? args.get_int_list("stop-ids") : default_stop_ids(g.eos_token_ids, text.context, records);
   if (s.max_new_tokens < 0) throw UsageError("--max-new-tokens must be >= 0");
 
   for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(batch)) {

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "models/chat_template.h"
 #include "models/error.h"
 #include "trainer/base/jsonl.h"
@@ -45,6 +47,14 @@ std::vector<int64_t> instruction_prompt(const Tokenizer& tok, const std::string&
 }
 
 }  // namespace
+
+std::vector<int64_t> default_stop_ids(const std::vector<int64_t>& eos_ids, const TextContext& ctx,
+                                      const std::vector<nlohmann::json>& records) {
+  const bool chat = std::any_of(records.begin(), records.end(),
+                                [](const nlohmann::json& r) { return r.is_object() && r.contains("instruction"); });
+  if (!chat || ctx.tokenizer == nullptr || ctx.chat_template.empty()) return eos_ids;
+  return chat_stop_ids(*ctx.tokenizer, ctx.chat_template, eos_ids);
+}
 
 bool json_uses_text(const nlohmann::json& obj) {
   return obj.contains("prompt") || obj.contains("instruction") || obj.contains("target") || obj.contains("response");

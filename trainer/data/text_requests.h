@@ -30,6 +30,12 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> score_pair_from_json(const
                                                                            const TextContext& ctx,
                                                                            const std::string& where);
 
+// The ids generation stops at unless told otherwise: the model's `eos_ids`, and when some record
+// is an {"instruction"} prompt (rendered with ctx's chat template) the template's end of turn and
+// the tokenizer's EOS too (chat_stop_ids), since that is what the model learned to end a turn with.
+std::vector<int64_t> default_stop_ids(const std::vector<int64_t>& eos_ids, const TextContext& ctx,
+                                      const std::vector<nlohmann::json>& records);
+
 // True when the record uses text rather than ids (so the caller knows to load a tokenizer).
 bool json_uses_text(const nlohmann::json& obj);
 

@@ -6,21 +6,34 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <iterator>
 #include <map>
-#include <vector>
 
 #include "models/atomic_file.h"
+#include "models/chat_template.h"
 #include "models/error.h"
-#include "models/read_file.h"
+#include "models/hf_tokenizer_files.h"
+#include "models/tokenizer.h"
 
 namespace mt {
 namespace fs = std::filesystem;
 
+GenerationDefaults export_generation(const GenerationDefaults& generation, const ModelConfig& config,
+                                     const fs::path& tokenizer_path, const std::string& chat_template) {
+  if (chat_template.empty()) return generation;
+  GenerationDefaults g = generation;
+  g.eos_token_ids = chat_stop_ids(Tokenizer::load(tokenizer_path), chat_template, generation.eos_token_ids);
+  if (!g.raw.is_object()) {  // no generation_config.json in the source: a minimal one
+    g.raw = nlohmann::json::object();
+    if (config.raw.contains("bos_token_id")) g.raw["bos_token_id"] = config.raw["bos_token_id"];
+    if (g.pad_token_id >= 0) g.raw["pad_token_id"] = g.pad_token_id;
+  }
+  g.raw["eos_token_id"] = g.eos_token_ids.size() == 1 ? nlohmann::json(g.eos_token_ids[0]) : nlohmann::json(g.eos_token_ids);
+  return g;
+}
+
 fs::path export_final(const fs::path& run_dir, const Transformer& master, const GenerationDefaults& generation,
-                      at::ScalarType dtype, const fs::path& tokenizer_path, int64_t max_shard_bytes,
-                      const AlignmentScorer& scorer) {
+                      at::ScalarType dtype, const fs::path& tokenizer_path, const std::string& chat_template,
+                      int64_t max_shard_bytes, const AlignmentScorer& scorer) {
   const fs::path final_dir = run_dir / "final";
   const fs::path tmp = run_dir / fmt::format(".final.tmp-{}", ::getpid());
   std::error_code ec;
@@ -30,16 +43,10 @@ fs::path export_final(const fs::path& run_dir, const Transformer& master, const 
     std::map<std::string, at::Tensor> weights;
     for (const auto& [name, t] : master.params) weights[name] = t.detach().to(dtype);
     Transformer exported = build_transformer(master.config, std::move(weights), "export");
-    save_model_dir(exported, generation, tmp, static_cast<uint64_t>(max_shard_bytes));
+    save_model_dir(exported, export_generation(generation, master.config, tokenizer_path, chat_template), tmp,
+                   static_cast<uint64_t>(max_shard_bytes));
     if (scorer.defined()) save_alignment_scorer(scorer, tmp);
-    const fs::path tok_dir = fs::is_directory(tokenizer_path) ? tokenizer_path : tokenizer_path.parent_path();
-    const std::vector<std::string> tok_files = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-                                                "special_tokens_map.json"};
-    for (const std::string& f : tok_files) {
-      const fs::path src = fs::is_directory(tokenizer_path) ? tok_dir / f : tokenizer_path;
-      if (!fs::is_regular_file(src) || src.filename() != f) continue;
-      write_text_file_atomically(tmp / f, read_file(src, "tokenizer file"));
-    }
+    write_tokenizer_files(tokenizer_path, chat_template, tmp);
     publish_directory(tmp, final_dir, IfPublished::kReplace);
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(tmp, ec);

@@ -442,7 +442,7 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   if (main_rank && config.output.export_final) {
     outcome.final_dir = export_final(run_dir, model.master, model.generation,
                                      export_dtype(config.output.export_dtype, model.master.config), data.tokenizer_path,
-                                     config.output.max_shard_bytes, model.scorer);
+                                     data.chat_template, config.output.max_shard_bytes, model.scorer);
     log(fmt::format("exported {}", outcome.final_dir.string()));
   }
   return outcome;

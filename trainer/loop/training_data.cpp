@@ -60,6 +60,7 @@ TrainingData load_training_data(const TrainConfig& config, const ModelConfig& mc
   const fs::path tokenizer_path = config.model.tokenizer.empty() ? model_path : fs::path(config.model.tokenizer);
   d.tokenizer_path = tokenizer_path;
   const ExampleOptions ex = example_options(config, tokenizer_path);
+  d.chat_template = ex.template_name;
   const fs::path cache_dir = config.data.cache_dir.empty() ? run_dir / "cache" : fs::path(config.data.cache_dir);
   DatasetSpec spec{config.data.sources, tokenizer_path, ex, cache_dir};
   d.train_cache = load_tokenized_dataset(spec, log);

@@ -25,6 +25,7 @@ struct TrainingData {
   TokenizedDataset train_split, eval_split;  // with data.eval_fraction
   DatasetView train_view, eval_view;
   std::string dataset_key;  // the training cache's key (+ the eval fraction), saved with the cursor
+  std::string chat_template;  // the template the examples are rendered with (data.template resolved; "" = none)
   bool has_eval = false;
   LoaderOptions loader_options;  // this rank's; evaluation uses them unshuffled
 
