@@ -105,6 +105,26 @@ TEST_CASE("pipeline: the demo runs every stage - report, summary.json and scored
   REQUIRE(resumed.output.find("training") == std::string::npos);  // nothing was trained again
 }
 
+TEST_CASE("pipeline: a stop signal in a stage training exits 75, and the printed command finishes the run",
+          "[pipeline][resume]") {
+  const fs::path run = mt::test::temp_dir("pipeline_stop") / "run";
+  // As if SIGTERM came after the first step of the first training (the forward seed model).
+  const auto r = mt::test::run_maintune(small_demo(run), "MAINTUNE_FAULT_FLAGS=train.stop_signal");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 75);
+  const std::string marker = "continue with: maintune ";
+  const size_t at = r.output.find(marker);
+  REQUIRE(at != std::string::npos);
+  const std::string pasted = r.output.substr(at + marker.size(), r.output.find('\n', at) - at - marker.size());
+  CHECK(pasted.find((run / "pipeline.yaml").string()) != std::string::npos);
+  // Pasted from another directory: the saved config holds the demo's --set overrides and the run dir.
+  const auto resumed = mt::test::run_command("cd / && '" + std::string(MT_MAINTUNE_EXE) + "' " + pasted + " 2>&1");
+  INFO(resumed.output);
+  REQUIRE(resumed.exit_code == 0);
+  require_complete(run);
+  fs::remove_all(run.parent_path());
+}
+
 TEST_CASE("pipeline: a kill in every stage, each followed by --resume, gives the uninterrupted run's results",
           "[pipeline][resume]") {
   const fs::path root = mt::test::temp_dir("pipeline_kill");

@@ -9,6 +9,8 @@
 
 #include <chrono>
 #include <random>
+#include <regex>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -179,7 +181,8 @@ TEST_CASE("train: kill -9 at a random step, then --resume auto, reproduces the l
   fs::remove_all(dir);
 }
 
-TEST_CASE("train: SIGTERM stops after the step with a checkpoint and exit 0 - resume finishes the run", "[train][resume]") {
+TEST_CASE("train: SIGTERM stops after the step with a checkpoint and exit 75 - the printed command finishes the run",
+          "[train][resume]") {
   const fs::path dir = mt::test::temp_dir("train_term");
   const fs::path cfg = write_config(dir);
   const fs::path run = dir / "run";
@@ -191,7 +194,7 @@ TEST_CASE("train: SIGTERM stops after the step with a checkpoint and exit 0 - re
   wait_for_file(dir / "rc");
   const std::string log = mt::test::read_file(dir / "log");
   INFO(log);
-  CHECK(mt::test::read_file(dir / "rc") == "0\n");
+  CHECK(mt::test::read_file(dir / "rc") == "75\n");  // not 0: `train && upload` must not upload
   CHECK(log.find("stopped by SIGTERM") != std::string::npos);
   const int64_t stopped_at = static_cast<int64_t>(step_lines(run).size());
   REQUIRE(stopped_at < 16);
@@ -204,12 +207,60 @@ TEST_CASE("train: SIGTERM stops after the step with a checkpoint and exit 0 - re
   CHECK(refused.exit_code == 1);
   CHECK(refused.output.find("--resume auto") != std::string::npos);
 
-  auto resumed = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run) +
-                                        " --set training.checkpoint_every=0 --resume auto");
+  // The command it printed, pasted as is (from another directory): the run's own config holds the
+  // --set override and the run directory, and resuming finishes the run.
+  const std::string marker = "continue with: maintune ";
+  const size_t at = log.find(marker);
+  REQUIRE(at != std::string::npos);
+  const std::string pasted = log.substr(at + marker.size(), log.find('\n', at) - at - marker.size());
+  CHECK(pasted.find((run / "config.yaml").string()) != std::string::npos);
+  auto resumed = mt::test::run_command("cd / && '" + std::string(MT_MAINTUNE_EXE) + "' " + pasted + " 2>&1");
   INFO(resumed.output);
   REQUIRE(resumed.exit_code == 0);
   CHECK(step_lines(run).size() == 16);
   CHECK(fs::exists(run / "final" / "config.json"));
+  CHECK(resumed.output.find("checkpoint_every") == std::string::npos);  // no setting differed
+
+  // train.log: both processes' messages and step lines, each with a UTC timestamp.
+  const std::string train_log = mt::test::read_file(run / "train.log");
+  CHECK(train_log.find("stopped by SIGTERM") != std::string::npos);
+  CHECK(train_log.find("resuming from") != std::string::npos);
+  CHECK(train_log.find("step 16: loss") != std::string::npos);
+  const std::regex stamped(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z .*)");
+  std::istringstream lines(train_log);
+  int64_t n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    INFO(line);
+    CHECK(std::regex_match(line, stamped));
+  }
+  CHECK(n > 10);  // messages of both processes and a step line every logging.log_every = 4 steps
+  // metrics.jsonl: a wall-clock time on every line, never going back.
+  double last = 0;
+  for (const auto& j : mt::test::json_lines(mt::test::read_file(run / "metrics.jsonl"))) {
+    REQUIRE(j.contains("time"));
+    CHECK(j["time"].get<double>() >= last);
+    last = j["time"].get<double>();
+  }
+  CHECK(last > 1.7e9);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("train: a failed start leaves no run directory it made, and a given one as it was", "[train][bad-input]") {
+  const fs::path dir = mt::test::temp_dir("train_failed_start");
+  const fs::path cfg = write_config(dir);
+  const std::string bad_data = " --set 'data.sources[0].path=" + (dir / "missing.jsonl").string() + "'";
+  const fs::path run = dir / "run";
+  auto r = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run) + bad_data);
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("missing.jsonl") != std::string::npos);
+  CHECK_FALSE(fs::exists(run));
+  // A directory that was there before stays, with what it held.
+  fs::create_directories(run);
+  mt::test::write_file(run / "notes.txt", "mine");
+  r = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run) + bad_data);
+  CHECK(r.exit_code == 1);
+  CHECK(mt::test::read_file(run / "notes.txt") == "mine");
   fs::remove_all(dir);
 }
 

@@ -1,13 +1,15 @@
 // `maintune pipeline --config main.yaml [--set key=value]... [--run-dir DIR] [--resume]`: the MAIN
-// pipeline end to end (trainer/method/pipeline.h). Exit 0 when done or stopped by a signal (resumable);
-// 1 on bad input or a failed stage; 2 on misuse.
+// pipeline end to end (trainer/method/pipeline.h). Exit 0 when done; kExitStopped (75) when stopped by a
+// signal (resumable, with a command that works as pasted); 1 on bad input or a failed stage; 2 on misuse.
 #include <fmt/format.h>
 
 #include <iostream>
 
+#include "trainer/base/exit_codes.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/run_config_options.h"
 #include "trainer/method/pipeline.h"
+#include "trainer/method/run_layout.h"
 
 namespace mt::cli {
 
@@ -24,9 +26,10 @@ int cmd_pipeline(int argc, char** argv) {
   const PipelineConfig config = run_config_from_args(args);
   const PipelineOutcome out = run_pipeline(config, args.has("resume"));
   if (!out.complete) {
-    std::cerr << fmt::format("maintune pipeline: stopped; continue with: maintune pipeline --config {} --run-dir {} --resume\n",
-                             args.get("config", "..."), out.run_dir.string());
-    return 0;
+    // The run's saved config holds every override and output.run_dir.
+    std::cerr << fmt::format("maintune pipeline: stopped; continue with: maintune pipeline --config {} --resume\n",
+                             shell_quoted((out.run_dir / kPipelineConfigFile).string()));
+    return kExitStopped;
   }
   std::cerr << fmt::format("maintune pipeline: done; report in {}\n", out.report.string());
   return 0;

@@ -16,6 +16,15 @@ void require_config_or_set(const Args& args) {
     throw UsageError("--config is required (or give every key with --set)");
 }
 
+std::string shell_quoted(const std::string& s) {
+  const bool safe = !s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                      "0123456789_-./=:,+@%") == std::string::npos;
+  if (safe) return s;
+  std::string out = "'";
+  for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 PipelineConfig run_config_from_args(const Args& args) {
   std::vector<std::string> overrides = args.get_all("set");
   if (args.has("run-dir")) overrides.push_back("output.run_dir=" + args.get("run-dir"));

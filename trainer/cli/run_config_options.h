@@ -15,6 +15,10 @@ std::vector<OptionSpec> run_config_options(const std::string& config_help, const
 // Misuse (UsageError) unless --config or some --set names the config.
 void require_config_or_set(const Args& args);
 
+// `s` as one word for a POSIX shell, so a printed resume command works when pasted: unchanged when
+// it has only safe characters, else in single quotes (a quote inside as '\'').
+std::string shell_quoted(const std::string& s);
+
 // The config the options name: file + --set overrides + --run-dir (as output.run_dir); train keeps
 // its TrainConfig part.
 PipelineConfig run_config_from_args(const Args& args);

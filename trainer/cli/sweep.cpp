@@ -1,12 +1,13 @@
 // `maintune sweep --config SWEEP.yaml --run-dir DIR [--jobs N] [--dry-run]`: an ablation sweep of
 // MAIN pipeline runs over config keys (trainer/sweep/sweep.h, docs/sweeps.md). Exit 0 when every setting
-// finished or the sweep was stopped by a signal (the same command resumes); 1 on bad input or when a
-// setting failed; 2 on misuse.
+// finished; kExitStopped (75) when the sweep was stopped by a signal (the same command resumes); 1 on
+// bad input or when a setting failed; 2 on misuse.
 #include <fmt/format.h>
 
 #include <filesystem>
 #include <iostream>
 
+#include "trainer/base/exit_codes.h"
 #include "trainer/cli/commands.h"
 #include "trainer/sweep/sweep.h"
 
@@ -41,7 +42,7 @@ int cmd_sweep(int argc, char** argv) {
   if (out.stopped) {
     std::cerr << fmt::format("maintune sweep: stopped; continue with: maintune sweep --config {} --run-dir {}\n", file,
                              run_dir);
-    return out.failed > 0 ? 1 : 0;
+    return out.failed > 0 ? kExitError : kExitStopped;
   }
   std::cerr << fmt::format("maintune sweep: {} of {} setting(s) complete ({} skipped as finished before){}; summary in {}\n",
                            out.complete, sweep.settings.size(), out.skipped,

@@ -1,10 +1,12 @@
 // `maintune train --config run.yaml [--set key=value]... [--run-dir DIR] [--resume auto|PATH]`:
-// loads and checks the config, then runs the training loop. Exit 0 also after a graceful stop on
-// SIGTERM/SIGINT (a checkpoint was saved); 1 on bad input or a failed run; 2 on misuse.
+// loads and checks the config, then runs the training loop. Exit 0 when the run is done; after a
+// graceful stop on SIGTERM/SIGINT (a checkpoint was saved) kExitStopped (75), with a resume command
+// that works as pasted; 1 on bad input or a failed run; 2 on misuse (trainer/base/exit_codes.h).
 #include <fmt/format.h>
 
 #include <iostream>
 
+#include "trainer/base/exit_codes.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/run_config_options.h"
 #include "trainer/config/config.h"
@@ -33,12 +35,13 @@ int cmd_train(int argc, char** argv) {
   require_config_or_set(args);
   const TrainConfig config = run_config_from_args(args);
   const TrainOutcome out = run_training(config, args.get("resume"));
-  if (!out.main_rank) return 0;  // rank 0 reports for the job
+  if (!out.main_rank) return out.interrupted ? kExitStopped : kExitOk;  // rank 0 reports for the job
   if (out.interrupted) {
+    // RUN/config.yaml is the resolved config with every override applied and output.run_dir set.
     std::cerr << fmt::format("maintune train: stopped at step {} of {}; continue with: maintune train --config {} "
-                             "--run-dir {} --resume auto\n",
-                             out.step, out.total_steps, args.get("config", "..."), config.output.run_dir);
-    return 0;
+                             "--resume auto\n",
+                             out.step, out.total_steps, shell_quoted((std::filesystem::path(config.output.run_dir) / "config.yaml").string()));
+    return kExitStopped;
   }
   const std::string where = out.final_dir.empty() ? "" : ", model in " + out.final_dir.string();
   if (out.steps_this_run == 0)

@@ -30,6 +30,7 @@
 #include "trainer/loop/export.h"
 #include "trainer/loop/optimizer_setup.h"
 #include "trainer/loop/run_dir.h"
+#include "trainer/loop/run_log.h"
 #include "trainer/loop/stop_signals.h"
 #include "trainer/loop/trained_weights.h"
 #include "trainer/loop/training_data.h"
@@ -102,6 +103,7 @@ struct StepLoop {
   const std::string& config_yaml;  // stored in every checkpoint
   bool resumed;
   GradientSync* grad_sync;  // DDP's gradient all-reduce; null with one process
+  RunLog& run_log;          // RUN/train.log (rank 0: open; other ranks: never opened, nothing kept)
   // The steps last saved and evaluated (-1: none), so that no step is saved or evaluated twice.
   int64_t last_checkpoint_step = -1, last_eval_step = -1;
   int64_t first_step = 0;  // of this process
@@ -324,6 +326,10 @@ double train_step(StepLoop& run) {
   ps.elapsed_s = seconds_since(run.run_start);
   ps.steps_this_run = state.step - run.first_step;
   run.progress.update(ps);
+  const int64_t every = std::max<int64_t>(run.config.logging.log_every, 1);
+  if (run.dist.is_main() && (state.step % every == 0 || state.step == run.schedule.total_steps))
+    run.run_log.line(fmt::format("step {}: loss {:.4f}, lr {:.3e}, grad_norm {:.3f}, {:.0f} tokens/s", state.step,
+                                 w.loss, u.lr, u.grad_norm, tokens_per_s));
   return w.loss;
 }
 
@@ -360,11 +366,12 @@ TrainOutcome run_steps(StepLoop& run) {
     if (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0) save_step(run);
     // A signal one rank saw stops every rank after the same step.
     int sig = stop_signal_received();
+    if (sig == 0 && fault_flag("train.stop_signal")) sig = SIGTERM;  // a test's SIGTERM after the first step
     if (any_rank(run.dist, sig != 0, "the stop-signal decision") && sig == 0) sig = SIGTERM;
     if (sig != 0) {
       save_step(run);
       run.progress.finish();
-      run.log(fmt::format("stopped by {} after step {} of {}; resume with --resume auto",
+      run.log(fmt::format("stopped by {} after step {} of {}, checkpoint saved",
                           sig == SIGINT ? "SIGINT" : "SIGTERM", state.step, total_steps));
       outcome.step = state.step;
       outcome.steps_this_run = state.step - run.first_step;
@@ -380,21 +387,30 @@ TrainOutcome run_steps(StepLoop& run) {
   return outcome;
 }
 
-}  // namespace
+// What the run's start hands to training_in_run_dir.
+struct RunStart {
+  const TrainConfig& config;
+  const std::string& resume;
+  DistEnv& dist;
+  at::Device device;
+  const std::string& config_yaml;
+  Progress& progress;
+  RunLog& run_log;
+  const LogFn& log;
+  bool started = false;  // set once the run directory holds this run (config.yaml, train.log)
+};
 
-TrainOutcome run_training(const TrainConfig& config, const std::string& resume) {
-  check_train_config_complete(config);
-  // The ranks (under torchrun): joined, and agreeing on the resolved config.
-  DistEnv dist = dist_env_from_environment();
-  const at::Device device = rank_device(dist, resolve_device(config.model.device));
-  const std::string config_yaml = train_config_to_yaml(config);
-  join_ranks(dist, config, device, config_yaml);
+// Everything after the ranks joined: the run directory, the weights, the data, the steps, final/.
+TrainOutcome training_in_run_dir(RunStart& start) {
+  const TrainConfig& config = start.config;
+  const std::string& resume = start.resume;
+  DistEnv& dist = start.dist;
+  const at::Device device = start.device;
+  const std::string& config_yaml = start.config_yaml;
+  Progress& progress = start.progress;
+  const LogFn& log = start.log;
   const bool main_rank = dist.is_main();
   const fs::path run_dir = config.output.run_dir;
-  Progress progress(main_rank ? config.logging.progress : "none", 1, config.logging.log_every);
-  const LogFn log = [&](const std::string& m) { progress.message(m); };
-  load_nan_steps_from_env();
-
   // Open the run: its directory, and the checkpoint to resume from.
   const std::optional<LoadedCheckpoint> ckpt = open_run_dir(config, resume, main_rank, log);
   // The weights: the model and the alignment scorer, the checkpoint's when resuming.
@@ -419,6 +435,8 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   std::unique_ptr<MetricsWriter> metrics;
   if (main_rank) {
     write_run_config(run_dir, config_yaml);
+    start.run_log.open(run_dir / "train.log");
+    start.started = true;
     metrics = std::make_unique<MetricsWriter>(run_dir, ckpt ? ckpt->state.metrics_bytes : -1, config.logging.tensorboard);
   }
   log_run_start(config, model, data, params, micro_per_epoch, schedule, so, log);
@@ -433,7 +451,8 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   // The step loop, with SIGTERM/SIGINT as a graceful stop until the run returns.
   const StopSignals signals;
   StepLoop loop{config, dist,     log,   progress, model,         data,       loader, optimizer,
-                params, schedule, so,    state,    metrics.get(), config_yaml, ckpt.has_value(), grad_sync.get()};
+                params, schedule, so,    state,    metrics.get(), config_yaml, ckpt.has_value(), grad_sync.get(),
+                start.run_log};
   TrainOutcome outcome = run_steps(loop);
   if (outcome.interrupted) return outcome;
   check_same_weights(dist, trained, fmt::format("after step {}", outcome.step));
@@ -446,6 +465,45 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
     log(fmt::format("exported {}", outcome.final_dir.string()));
   }
   return outcome;
+}
+
+}  // namespace
+
+TrainOutcome run_training(const TrainConfig& config, const std::string& resume) {
+  check_train_config_complete(config);
+  // The ranks (under torchrun): joined, and agreeing on the resolved config.
+  DistEnv dist = dist_env_from_environment();
+  const at::Device device = rank_device(dist, resolve_device(config.model.device));
+  const std::string config_yaml = train_config_to_yaml(config);
+  join_ranks(dist, config, device, config_yaml);
+  const bool main_rank = dist.is_main();
+  const fs::path run_dir = config.output.run_dir;
+  Progress progress(main_rank ? config.logging.progress : "none", 1, config.logging.log_every);
+  RunLog run_log;
+  const LogFn log = [&](const std::string& m) {
+    progress.message(m);
+    if (main_rank) run_log.line(m);
+  };
+  load_nan_steps_from_env();
+  // A start that fails leaves no run directory behind when this command made it; a run that fails
+  // once started keeps its directory, and its train.log ends with the error.
+  std::error_code ec;
+  const bool new_run_dir = main_rank && !fs::exists(run_dir, ec);
+  RunStart start{config, resume, dist, device, config_yaml, progress, run_log, log};
+  try {
+    return training_in_run_dir(start);
+  } catch (const std::exception& e) {
+    if (start.started) {
+      try {
+        run_log.line(std::string("error: ") + e.what());
+      } catch (const std::exception&) {  // the log cannot take it: the console still shows the error
+      }
+    } else if (new_run_dir) {
+      run_log.close();
+      fs::remove_all(run_dir, ec);
+    }
+    throw;
+  }
 }
 
 }  // namespace mt

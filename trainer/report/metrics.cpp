@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -40,14 +41,16 @@ MetricsWriter::~MetricsWriter() {
 }
 
 void MetricsWriter::write(const nlohmann::json& record) {
-  const std::string line = record.dump() + "\n";
+  nlohmann::json stamped = record;
+  stamped["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::string line = stamped.dump() + "\n";
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
     throw Error(fmt::format("{}: write failed: {}", path_.string(), std::strerror(errno)));
   bytes_ += static_cast<int64_t>(line.size());
   if (!tb_) return;
   const int64_t step = record.value("step", int64_t{0});
   for (const auto& [key, value] : record.items()) {
-    if (key == "step" || !value.is_number()) continue;
+    if (key == "step" || key == "time" || !value.is_number()) continue;
     const bool eval = key.compare(0, 5, "eval_") == 0;
     tb_->add_scalar((eval ? "eval/" : "train/") + key, value.get<double>(), step);
   }

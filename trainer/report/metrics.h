@@ -25,8 +25,8 @@ class MetricsWriter {
   MetricsWriter(const MetricsWriter&) = delete;
   MetricsWriter& operator=(const MetricsWriter&) = delete;
 
-  // Appends one line (flushed) and logs every numeric field to TensorBoard under "train/<key>"
-  // or, for keys starting with "eval_", "eval/<key>".
+  // Appends one line (flushed) with "time" added (Unix seconds, wall clock) and logs every other
+  // numeric field to TensorBoard under "train/<key>" or, for keys starting with "eval_", "eval/<key>".
   void write(const nlohmann::json& record);
   int64_t bytes() const { return bytes_; }  // current length of metrics.jsonl
 

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "models/error.h"
+#include "trainer/base/exit_codes.h"
 #include "trainer/method/run_layout.h"
 #include "trainer/method/stage_record.h"
 #include "trainer/sweep/sweep_runs.h"
@@ -123,12 +124,14 @@ void reap_ended(Sweep& sw, Children& ch, bool stopping, SweepOutcome& outcome) {
     }
     const size_t i = it->second;
     const double secs = seconds_since(ch.started[it->first]);
-    const bool ok = done == it->first && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    const bool exited = done == it->first && WIFEXITED(status);
+    const bool ok = exited && WEXITSTATUS(status) == kExitOk;
+    const bool stopped = exited && WEXITSTATUS(status) == kExitStopped;  // a signal reached the child alone
     const fs::path log_file = sw.run_dir(i) / "pipeline.log";
     if (ok && run_finished(sw.run_dir(i))) {
       finish_run(sw, i, "complete", secs);
       ++outcome.complete;
-    } else if (ok || stopping) {
+    } else if (ok || stopped || stopping) {
       finish_run(sw, i, "stopped", secs);
       outcome.stopped = true;
     } else {
