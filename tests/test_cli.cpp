@@ -1,5 +1,6 @@
 // The maintune binary end to end: `generate` and `score` on a fixture model give transformers'
-// results, and bad command lines and bad inputs exit non-zero with a message naming the place.
+// results, and bad command lines and bad inputs exit non-zero with a message naming the place;
+// --version, `help CMD`, the shared --device, bare key=value overrides.
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
@@ -19,7 +20,7 @@ TEST_CASE("cli: generate prints transformers' greedy continuations, one line per
   for (const auto& p : g["prompts"]) data += nlohmann::json{{"prompt_ids", p}}.dump() + "\n\n";  // blank lines ok
   mt::test::write_file(dir / "prompts.jsonl", data);
   auto r = mt::test::run_maintune("generate --model " + mt::test::quoted(model) + " --data " + mt::test::quoted(dir / "prompts.jsonl") +
-                                  " --max-new-tokens 10 --stop-ids none --batch-size 2");
+                                  " --max-new-tokens 10 --stop-ids none --batch-size 2 --device cpu");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   auto lines = mt::test::json_lines(r.output);
@@ -44,7 +45,8 @@ TEST_CASE("cli: score prints the NLL of the targets", "[cli]") {
                            {"target_ids", std::vector<int64_t>(row.begin() + 4, row.end())}}.dump() + "\n";
   }
   mt::test::write_file(dir / "pairs.jsonl", data);
-  auto r = mt::test::run_maintune("score --model " + mt::test::quoted(model) + " --data " + mt::test::quoted(dir / "pairs.jsonl"));
+  auto r = mt::test::run_maintune("score --model " + mt::test::quoted(model) + " --device cpu --data " +
+                                  mt::test::quoted(dir / "pairs.jsonl"));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   auto lines = mt::test::json_lines(r.output);
@@ -136,4 +138,41 @@ TEST_CASE("cli: bad input files name the file and line and exit 1", "[cli][bad-i
     CHECK(r.output.find("no CUDA device") != std::string::npos);
   }
   fs::remove_all(dir);
+}
+
+TEST_CASE("cli: --device auto is cpu here without CUDA; an unknown device is misuse", "[cli][bad-input]") {
+  const auto model = mt::test::fixture("qwen2");
+  mt::test::TempDir dir("cli_device");
+  mt::test::write_file(dir / "p.jsonl", "{\"prompt_ids\": [1, 2, 3]}\n");
+  const std::string base = "generate --model " + mt::test::quoted(model) + " --max-new-tokens 4 --data " +
+                           mt::test::quoted(dir / "p.jsonl");
+  if (!at::hasCUDA()) {
+    const auto cpu = mt::test::run_maintune(base + " --device cpu");
+    REQUIRE(cpu.exit_code == 0);
+    CHECK(mt::test::run_maintune(base + " --device auto").output == cpu.output);
+    CHECK(mt::test::run_maintune(base).output == cpu.output);
+    auto r = mt::test::run_maintune(base + " --device cuda:1");
+    CHECK(r.exit_code == 1);
+    CHECK(r.output.find("no CUDA device") != std::string::npos);
+  }
+  for (const char* bad : {"tpu", "meta"}) {
+    auto r = mt::test::run_maintune(base + " --device " + bad);
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find(std::string("'") + bad + "'") != std::string::npos);
+  }
+}
+
+TEST_CASE("cli: score --dtype bf16 scores close to fp32", "[cli]") {
+  const auto model = mt::test::fixture("qwen2");
+  mt::test::TempDir dir("cli_dtype");
+  mt::test::write_file(dir / "pairs.jsonl", "{\"prompt_ids\": [1, 2, 3], \"target_ids\": [4, 5, 6, 7]}\n");
+  const std::string base = "score --model " + mt::test::quoted(model) + " --device cpu --data " + mt::test::quoted(dir / "pairs.jsonl");
+  const auto fp32 = mt::test::run_maintune(base), bf16 = mt::test::run_maintune(base + " --dtype bf16");
+  INFO(fp32.output << bf16.output);
+  REQUIRE(fp32.exit_code == 0);
+  REQUIRE(bf16.exit_code == 0);
+  const double a = mt::test::json_lines(fp32.output).at(0)["nll_sum"], b = mt::test::json_lines(bf16.output).at(0)["nll_sum"];
+  CHECK(a != b);  // the weights really were cast
+  CHECK(std::abs(a - b) < 0.05 * std::abs(a) + 0.05);
 }
