@@ -8,6 +8,7 @@
 
 #include "models/safetensors.h"
 #include "tests/test_util.h"
+#include "trainer/cli/args.h"
 
 namespace fs = std::filesystem;
 
@@ -175,4 +176,58 @@ TEST_CASE("cli: score --dtype bf16 scores close to fp32", "[cli]") {
   const double a = mt::test::json_lines(fp32.output).at(0)["nll_sum"], b = mt::test::json_lines(bf16.output).at(0)["nll_sum"];
   CHECK(a != b);  // the weights really were cast
   CHECK(std::abs(a - b) < 0.05 * std::abs(a) + 0.05);
+}
+
+TEST_CASE("cli: bare key=value arguments are --set overrides, in command-line order", "[cli]") {
+  const std::string config = "config --config " + mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "tiny.yaml");
+  const auto plain = mt::test::run_maintune(config);
+  const auto set = mt::test::run_maintune(config + " --set training.max_steps=7 --set optimizer.lr=0.5");
+  const auto bare = mt::test::run_maintune(config + " training.max_steps=7 optimizer.lr=0.5");
+  const auto mixed = mt::test::run_maintune(config + " --set training.max_steps=3 training.max_steps=7 optimizer.lr=0.5");
+  INFO(bare.output);
+  REQUIRE(plain.exit_code == 0);
+  REQUIRE(bare.exit_code == 0);
+  CHECK(bare.output == set.output);
+  CHECK(mixed.output == set.output);  // the later value wins
+  CHECK(bare.output != plain.output);
+  CHECK(bare.output.find("max_steps: 7\n") != std::string::npos);
+  CHECK(plain.output.find("max_steps: 7\n") == std::string::npos);
+  const auto last_set = mt::test::run_maintune(config + " training.max_steps=7 --set training.max_steps=3");
+  CHECK(last_set.output.find("max_steps: 3\n") != std::string::npos);
+
+  // train and pipeline take them too: a bad value is the config's error, before any work.
+  auto r = mt::test::run_maintune("train --config " + mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "tiny.yaml") +
+                                  " training.max_steps=lots");
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("training.max_steps") != std::string::npos);
+  r = mt::test::run_maintune("pipeline --config " + mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "demo.yaml") +
+                             " rounds.count=lots");
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("rounds.count") != std::string::npos);
+  // Without '=' a bare argument stays misuse; so is key=value where a command has no --set.
+  r = mt::test::run_maintune(config + " training.max_steps");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("unexpected argument 'training.max_steps'") != std::string::npos);
+  r = mt::test::run_maintune("tokenize --tokenizer x --data y a=b");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("unexpected argument 'a=b'") != std::string::npos);
+}
+
+TEST_CASE("cli: parse_args takes bare key=value only for the option that asks for it", "[cli]") {
+  const std::vector<mt::cli::OptionSpec> spec = {
+      {"config", true, "", ""}, {"set", true, "", "", /*bare_key_value=*/true}, {"dry", false, "", ""}};
+  std::vector<std::string> words = {"a.b=1", "--set", "c=2", "--config", "x=y.yaml", "d.e=f=g", "--dry"};
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  const mt::cli::Args args = mt::cli::parse_args(static_cast<int>(argv.size()), argv.data(), spec);
+  CHECK(args.get_all("set") == std::vector<std::string>{"a.b=1", "c=2", "d.e=f=g"});
+  CHECK(args.get("config") == "x=y.yaml");  // an option's value is never taken as bare
+  CHECK(args.has("dry"));
+  for (std::string bad : {"-x=1", "word"}) {
+    std::vector<char*> one = {bad.data()};
+    CHECK_THROWS_AS(mt::cli::parse_args(1, one.data(), spec), mt::cli::UsageError);
+  }
+  std::string kv = "a=1";
+  std::vector<char*> one = {kv.data()};
+  CHECK_THROWS_AS(mt::cli::parse_args(1, one.data(), {spec[0], spec[2]}), mt::cli::UsageError);
 }
