@@ -3,7 +3,9 @@
 // --version, `help CMD`, the shared --device, bare key=value overrides.
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
+#include <torch/version.h>
 
+#include <regex>
 #include <sstream>
 
 #include "models/safetensors.h"
@@ -139,6 +141,52 @@ TEST_CASE("cli: bad input files name the file and line and exit 1", "[cli][bad-i
     CHECK(r.output.find("no CUDA device") != std::string::npos);
   }
   fs::remove_all(dir);
+}
+
+TEST_CASE("cli: --version prints the project version, the git commit and torch's version", "[cli]") {
+  const auto r = mt::test::run_maintune("--version");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  std::smatch m;
+  const std::string cmake = mt::test::read_file(fs::path(MT_SOURCE_DIR) / "CMakeLists.txt");
+  REQUIRE(std::regex_search(cmake, m, std::regex(R"(project\(maintune VERSION ([0-9.]+))")));
+  CHECK(r.output.rfind("maintune " + m[1].str() + " (commit ", 0) == 0);
+  CHECK(r.output.find("\ntorch " TORCH_VERSION "\n") != std::string::npos);
+  // The commit of the tree the binary was built from (tests run on the build they belong to).
+  const auto head = mt::test::run_command("git -C " + mt::test::quoted(MT_SOURCE_DIR) + " rev-parse HEAD");
+  if (head.exit_code == 0 && head.output.size() >= 12)
+    CHECK(r.output.find(head.output.substr(0, 12)) != std::string::npos);
+  else
+    CHECK(r.output.find("(commit unknown)") != std::string::npos);
+}
+
+TEST_CASE("cli: 'help CMD' is 'CMD --help' for every command 'help' lists", "[cli]") {
+  const auto list = mt::test::run_maintune("help");
+  REQUIRE(list.exit_code == 0);
+  CHECK(list.output == mt::test::run_maintune("--help").output);
+  std::vector<std::string> commands;
+  std::istringstream in(list.output.substr(list.output.find("Commands:\n")));
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line) && line.rfind("  ", 0) == 0) commands.push_back(line.substr(2, line.find(' ', 2) - 2));
+  INFO(list.output);
+  REQUIRE(commands.size() >= 8);
+  for (const std::string& c : commands) {
+    INFO(c);
+    const auto a = mt::test::run_maintune("help " + c), b = mt::test::run_maintune(c + " --help");
+    CHECK(a.exit_code == 0);
+    CHECK(b.exit_code == 0);
+    CHECK(a.output == b.output);
+    CHECK(a.output.rfind("usage: maintune " + c + " ", 0) == 0);
+    // Every command that takes --device has the same default.
+    if (a.output.find("--device") != std::string::npos)
+      CHECK(a.output.find("auto (cuda when available, else cpu), cpu, cuda or cuda:N (default: auto)") != std::string::npos);
+  }
+  auto r = mt::test::run_maintune("help frobnicate");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("unknown command 'frobnicate'") != std::string::npos);
+  r = mt::test::run_maintune("help train score");
+  CHECK(r.exit_code == 2);
 }
 
 TEST_CASE("cli: --device auto is cpu here without CUDA; an unknown device is misuse", "[cli][bad-input]") {
