@@ -152,12 +152,17 @@ TEST_CASE("cli: --version prints the project version, the git commit and torch's
   REQUIRE(std::regex_search(cmake, m, std::regex(R"(project\(maintune VERSION ([0-9.]+))")));
   CHECK(r.output.rfind("maintune " + m[1].str() + " (commit ", 0) == 0);
   CHECK(r.output.find("\ntorch " TORCH_VERSION "\n") != std::string::npos);
-  // The commit of the tree the binary was built from (tests run on the build they belong to).
-  const auto head = mt::test::run_command("git -C " + mt::test::quoted(MT_SOURCE_DIR) + " rev-parse HEAD");
-  if (head.exit_code == 0 && head.output.size() >= 12)
-    CHECK(r.output.find(head.output.substr(0, 12)) != std::string::npos);
-  else
-    CHECK(r.output.find("(commit unknown)") != std::string::npos);
+  // `git describe` of the tree at build time: a commit of this repository (HEAD may have moved on
+  // since the build), or "unknown" where git does not work.
+  const std::string git = "git -C " + mt::test::quoted(MT_SOURCE_DIR) + " ";
+  REQUIRE(std::regex_search(r.output, m, std::regex(R"(\(commit ([^)]*)\)\n)")));
+  const std::string describe = m[1].str();
+  if (describe == "unknown") {
+    CHECK(mt::test::run_command(git + "rev-parse HEAD").exit_code != 0);
+  } else {
+    REQUIRE(std::regex_match(describe, m, std::regex(R"((?:.*-g)?([0-9a-f]{12})(-dirty)?)")));
+    CHECK(mt::test::run_command(git + "cat-file -e " + m[1].str() + "^{commit}").exit_code == 0);
+  }
 }
 
 TEST_CASE("cli: 'help CMD' is 'CMD --help' for every command 'help' lists", "[cli]") {
