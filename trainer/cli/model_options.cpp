@@ -5,6 +5,7 @@
 
 #include "models/error.h"
 #include "trainer/cli/commands.h"
+#include "trainer/loop/device.h"
 
 namespace mt::cli {
 
@@ -14,7 +15,7 @@ OptionSpec device_option() {
 
 c10::Device device_from_args(const Args& args) {
   const std::string name = args.get("device", "auto");
-  if (name == "auto") return at::hasCUDA() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  if (name == "auto") return resolve_device("auto");  // model.device's auto, so the two always agree
   c10::Device device(c10::kCPU);
   try {
     device = c10::Device(name);
