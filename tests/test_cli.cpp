@@ -1,12 +1,16 @@
 // The maintune binary end to end: `generate` and `score` on a fixture model give transformers'
-// results, and bad command lines and bad inputs exit non-zero with a message naming the place.
+// results, and bad command lines and bad inputs exit non-zero with a message naming the place;
+// --version, `help CMD`, the shared --device, bare key=value overrides.
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
+#include <torch/version.h>
 
+#include <regex>
 #include <sstream>
 
 #include "models/safetensors.h"
 #include "tests/test_util.h"
+#include "trainer/cli/args.h"
 
 namespace fs = std::filesystem;
 
@@ -19,7 +23,7 @@ TEST_CASE("cli: generate prints transformers' greedy continuations, one line per
   for (const auto& p : g["prompts"]) data += nlohmann::json{{"prompt_ids", p}}.dump() + "\n\n";  // blank lines ok
   mt::test::write_file(dir / "prompts.jsonl", data);
   auto r = mt::test::run_maintune("generate --model " + mt::test::quoted(model) + " --data " + mt::test::quoted(dir / "prompts.jsonl") +
-                                  " --max-new-tokens 10 --stop-ids none --batch-size 2");
+                                  " --max-new-tokens 10 --stop-ids none --batch-size 2 --device cpu");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   auto lines = mt::test::json_lines(r.output);
@@ -44,7 +48,8 @@ TEST_CASE("cli: score prints the NLL of the targets", "[cli]") {
                            {"target_ids", std::vector<int64_t>(row.begin() + 4, row.end())}}.dump() + "\n";
   }
   mt::test::write_file(dir / "pairs.jsonl", data);
-  auto r = mt::test::run_maintune("score --model " + mt::test::quoted(model) + " --data " + mt::test::quoted(dir / "pairs.jsonl"));
+  auto r = mt::test::run_maintune("score --model " + mt::test::quoted(model) + " --device cpu --data " +
+                                  mt::test::quoted(dir / "pairs.jsonl"));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   auto lines = mt::test::json_lines(r.output);
@@ -136,4 +141,146 @@ TEST_CASE("cli: bad input files name the file and line and exit 1", "[cli][bad-i
     CHECK(r.output.find("no CUDA device") != std::string::npos);
   }
   fs::remove_all(dir);
+}
+
+TEST_CASE("cli: --version prints the project version, the git commit and torch's version", "[cli]") {
+  const auto r = mt::test::run_maintune("--version");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  std::smatch m;
+  const std::string cmake = mt::test::read_file(fs::path(MT_SOURCE_DIR) / "CMakeLists.txt");
+  REQUIRE(std::regex_search(cmake, m, std::regex(R"(project\(maintune VERSION ([0-9.]+))")));
+  CHECK(r.output.rfind("maintune " + m[1].str() + " (commit ", 0) == 0);
+  CHECK(r.output.find("\ntorch " TORCH_VERSION "\n") != std::string::npos);
+  // `git describe` of the tree at build time: a commit of this repository (HEAD may have moved on
+  // since the build), or "unknown" where git does not work.
+  const std::string git = "git -C " + mt::test::quoted(MT_SOURCE_DIR) + " ";
+  REQUIRE(std::regex_search(r.output, m, std::regex(R"(\(commit ([^)]*)\)\n)")));
+  const std::string describe = m[1].str();
+  if (describe == "unknown") {
+    CHECK(mt::test::run_command(git + "rev-parse HEAD").exit_code != 0);
+  } else {
+    REQUIRE(std::regex_match(describe, m, std::regex(R"((?:.*-g)?([0-9a-f]{12})(-dirty)?)")));
+    CHECK(mt::test::run_command(git + "cat-file -e " + m[1].str() + "^{commit}").exit_code == 0);
+  }
+}
+
+TEST_CASE("cli: 'help CMD' is 'CMD --help' for every command 'help' lists", "[cli]") {
+  const auto list = mt::test::run_maintune("help");
+  REQUIRE(list.exit_code == 0);
+  CHECK(list.output == mt::test::run_maintune("--help").output);
+  std::vector<std::string> commands;
+  std::istringstream in(list.output.substr(list.output.find("Commands:\n")));
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line) && line.rfind("  ", 0) == 0) commands.push_back(line.substr(2, line.find(' ', 2) - 2));
+  INFO(list.output);
+  REQUIRE(commands.size() >= 8);
+  for (const std::string& c : commands) {
+    INFO(c);
+    const auto a = mt::test::run_maintune("help " + c), b = mt::test::run_maintune(c + " --help");
+    CHECK(a.exit_code == 0);
+    CHECK(b.exit_code == 0);
+    CHECK(a.output == b.output);
+    CHECK(a.output.rfind("usage: maintune " + c + " ", 0) == 0);
+    // Every command that takes --device has the same default.
+    if (a.output.find("--device") != std::string::npos)
+      CHECK(a.output.find("auto (cuda when available, else cpu), cpu, cuda or cuda:N (default: auto)") != std::string::npos);
+  }
+  auto r = mt::test::run_maintune("help frobnicate");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("unknown command 'frobnicate'") != std::string::npos);
+  r = mt::test::run_maintune("help train score");
+  CHECK(r.exit_code == 2);
+}
+
+TEST_CASE("cli: --device auto is cpu here without CUDA; an unknown device is misuse", "[cli][bad-input]") {
+  const auto model = mt::test::fixture("qwen2");
+  mt::test::TempDir dir("cli_device");
+  mt::test::write_file(dir / "p.jsonl", "{\"prompt_ids\": [1, 2, 3]}\n");
+  const std::string base = "generate --model " + mt::test::quoted(model) + " --max-new-tokens 4 --data " +
+                           mt::test::quoted(dir / "p.jsonl");
+  if (!at::hasCUDA()) {
+    const auto cpu = mt::test::run_maintune(base + " --device cpu");
+    REQUIRE(cpu.exit_code == 0);
+    CHECK(mt::test::run_maintune(base + " --device auto").output == cpu.output);
+    CHECK(mt::test::run_maintune(base).output == cpu.output);
+    auto r = mt::test::run_maintune(base + " --device cuda:1");
+    CHECK(r.exit_code == 1);
+    CHECK(r.output.find("no CUDA device") != std::string::npos);
+  }
+  for (const char* bad : {"tpu", "meta"}) {
+    auto r = mt::test::run_maintune(base + " --device " + bad);
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find(std::string("'") + bad + "'") != std::string::npos);
+  }
+}
+
+TEST_CASE("cli: score --dtype bf16 scores close to fp32", "[cli]") {
+  const auto model = mt::test::fixture("qwen2");
+  mt::test::TempDir dir("cli_dtype");
+  mt::test::write_file(dir / "pairs.jsonl", "{\"prompt_ids\": [1, 2, 3], \"target_ids\": [4, 5, 6, 7]}\n");
+  const std::string base = "score --model " + mt::test::quoted(model) + " --device cpu --data " + mt::test::quoted(dir / "pairs.jsonl");
+  const auto fp32 = mt::test::run_maintune(base), bf16 = mt::test::run_maintune(base + " --dtype bf16");
+  INFO(fp32.output << bf16.output);
+  REQUIRE(fp32.exit_code == 0);
+  REQUIRE(bf16.exit_code == 0);
+  const double a = mt::test::json_lines(fp32.output).at(0)["nll_sum"], b = mt::test::json_lines(bf16.output).at(0)["nll_sum"];
+  CHECK(a != b);  // the weights really were cast
+  CHECK(std::abs(a - b) < 0.05 * std::abs(a) + 0.05);
+}
+
+TEST_CASE("cli: bare key=value arguments are --set overrides, in command-line order", "[cli]") {
+  const std::string config = "config --config " + mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "tiny.yaml");
+  const auto plain = mt::test::run_maintune(config);
+  const auto set = mt::test::run_maintune(config + " --set training.max_steps=7 --set optimizer.lr=0.5");
+  const auto bare = mt::test::run_maintune(config + " training.max_steps=7 optimizer.lr=0.5");
+  const auto mixed = mt::test::run_maintune(config + " --set training.max_steps=3 training.max_steps=7 optimizer.lr=0.5");
+  INFO(bare.output);
+  REQUIRE(plain.exit_code == 0);
+  REQUIRE(bare.exit_code == 0);
+  CHECK(bare.output == set.output);
+  CHECK(mixed.output == set.output);  // the later value wins
+  CHECK(bare.output != plain.output);
+  CHECK(bare.output.find("max_steps: 7\n") != std::string::npos);
+  CHECK(plain.output.find("max_steps: 7\n") == std::string::npos);
+  const auto last_set = mt::test::run_maintune(config + " training.max_steps=7 --set training.max_steps=3");
+  CHECK(last_set.output.find("max_steps: 3\n") != std::string::npos);
+
+  // train and pipeline take them too: a bad value is the config's error, before any work.
+  auto r = mt::test::run_maintune("train --config " + mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "tiny.yaml") +
+                                  " training.max_steps=lots");
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("training.max_steps") != std::string::npos);
+  r = mt::test::run_maintune("pipeline --config " + mt::test::quoted(fs::path(MT_SOURCE_DIR) / "configs" / "demo.yaml") +
+                             " rounds.count=lots");
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("rounds.count") != std::string::npos);
+  // Without '=' a bare argument stays misuse; so is key=value where a command has no --set.
+  r = mt::test::run_maintune(config + " training.max_steps");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("unexpected argument 'training.max_steps'") != std::string::npos);
+  r = mt::test::run_maintune("tokenize --tokenizer x --data y a=b");
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("unexpected argument 'a=b'") != std::string::npos);
+}
+
+TEST_CASE("cli: parse_args takes bare key=value only for the option that asks for it", "[cli]") {
+  const std::vector<mt::cli::OptionSpec> spec = {
+      {"config", true, "", ""}, {"set", true, "", "", /*bare_key_value=*/true}, {"dry", false, "", ""}};
+  std::vector<std::string> words = {"a.b=1", "--set", "c=2", "--config", "x=y.yaml", "d.e=f=g", "--dry"};
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  const mt::cli::Args args = mt::cli::parse_args(static_cast<int>(argv.size()), argv.data(), spec);
+  CHECK(args.get_all("set") == std::vector<std::string>{"a.b=1", "c=2", "d.e=f=g"});
+  CHECK(args.get("config") == "x=y.yaml");  // an option's value is never taken as bare
+  CHECK(args.has("dry"));
+  for (std::string bad : {"-x=1", "word"}) {
+    std::vector<char*> one = {bad.data()};
+    CHECK_THROWS_AS(mt::cli::parse_args(1, one.data(), spec), mt::cli::UsageError);
+  }
+  std::string kv = "a=1";
+  std::vector<char*> one = {kv.data()};
+  CHECK_THROWS_AS(mt::cli::parse_args(1, one.data(), {spec[0], spec[2]}), mt::cli::UsageError);
 }

@@ -40,7 +40,8 @@ TEST_CASE("cli text: score instruction/response scores exactly the trained token
   const std::string instruction = "Name three primary colors.", response = "Red, yellow and blue.";
   mt::test::write_file(dir / "pairs.jsonl", nlohmann::json{{"instruction", instruction}, {"response", response}}.dump() +
                                                 "\n" + nlohmann::json{{"prompt", "The sky is"}, {"target", " blue today."}}.dump() + "\n");
-  auto r = mt::test::run_maintune("score --model " + mt::test::quoted(dir) + " --template llama2 --data " + mt::test::quoted(dir / "pairs.jsonl"));
+  auto r = mt::test::run_maintune("score --model " + mt::test::quoted(dir) + " --device cpu --template llama2 --data " +
+                                  mt::test::quoted(dir / "pairs.jsonl"));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   auto lines = mt::test::json_lines(r.output);

@@ -234,7 +234,7 @@ TEST_CASE("export chat: generate stops at the template's end of turn for instruc
   const fs::path dir = make_eot_model();
   mt::test::write_file(dir / "chat.jsonl", json{{"instruction", "Hi"}}.dump() + "\n");
   mt::test::write_file(dir / "text.jsonl", json{{"prompt", "Hi"}}.dump() + "\n");
-  const std::string base = "generate --model " + mt::test::quoted(dir) + " --max-new-tokens 3 --data ";
+  const std::string base = "generate --model " + mt::test::quoted(dir) + " --device cpu --max-new-tokens 3 --data ";
   const auto run = [&](const std::string& args) {
     auto r = mt::test::run_maintune(base + args);
     INFO(r.output);

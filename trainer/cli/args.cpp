@@ -70,10 +70,18 @@ std::vector<std::string> Args::get_all(const std::string& name) const {
 
 Args parse_args(int argc, char** argv, const std::vector<OptionSpec>& spec) {
   Args args;
+  const OptionSpec* bare = nullptr;
+  for (const auto& o : spec)
+    if (o.bare_key_value) bare = &o;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       args.help = true;
+      continue;
+    }
+    if (bare != nullptr && a.rfind('-', 0) != 0 && a.find('=') != std::string::npos) {
+      args.values[bare->name] = a;
+      args.all_values[bare->name].push_back(a);
       continue;
     }
     if (a.rfind("--", 0) != 0) throw UsageError(fmt::format("unexpected argument '{}'", a));

@@ -1,5 +1,6 @@
 // A small command-line option parser for the subcommands: `--name value` and `--flag`, every
-// option declared up front so a typo is an error rather than silently ignored; and the prologue
+// option declared up front so a typo is an error rather than silently ignored, and bare `key=value`
+// arguments for the one option that takes them (--set, as torchtune's overrides); and the prologue
 // every subcommand starts with (parse, or print the help).
 #pragma once
 #include <cstdint>
@@ -17,6 +18,9 @@ struct OptionSpec {
   bool takes_value = true;
   std::string help;
   std::string default_value;  // shown in help; "" = none
+  // A bare argument with '=' (not starting with '-') is a value of this option, in command-line
+  // order with its --NAME values; at most one option of a command has it.
+  bool bare_key_value = false;
 };
 
 struct Args {

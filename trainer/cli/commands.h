@@ -1,6 +1,8 @@
 // The maintune subcommands. Each takes the arguments after its name, prints its results to stdout
 // (JSONL) and its progress to stderr, and returns the process exit code.
 #pragma once
+#include <c10/core/Device.h>
+
 #include <string>
 #include <vector>
 
@@ -17,6 +19,12 @@ int cmd_config(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_pipeline(int argc, char** argv);
 int cmd_sweep(int argc, char** argv);
+
+// --device, the same for every command that takes it: auto (the default: cuda:0 when CUDA is
+// available, else cpu, as model.device: auto in a config), cpu, cuda (= cuda:0) or cuda:N. An
+// unknown name is misuse (UsageError); cuda without a device there is an mt::Error.
+OptionSpec device_option();
+c10::Device device_from_args(const Args& args);
 
 // Shared by the model-using subcommands: --model, --device, --dtype.
 std::vector<OptionSpec> model_options();

@@ -1,5 +1,6 @@
-// The maintune binary: dispatches to one subcommand. Errors in input are reported as
-// "maintune: error: ..." with exit code 1; misuse of the command line prints usage, exit code 2.
+// The maintune binary: dispatches to one subcommand (`maintune help CMD` is `maintune CMD --help`),
+// or prints --version. Errors in input are reported as "maintune: error: ..." with exit code 1;
+// misuse of the command line prints usage, exit code 2.
 #include <c10/util/Exception.h>
 
 #include <cstring>
@@ -7,15 +8,18 @@
 
 #include "models/error.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/version.h"
 
 namespace {
 
 const char* kUsage =
     "usage: maintune <command> [options]\n"
+    "       maintune help [<command>]\n"
+    "       maintune --version\n"
     "\n"
     "Commands:\n"
-    "  generate   generate continuations for token-id prompts (KV cache, greedy or sampled)\n"
-    "  score      negative log-likelihood of target tokens given prompts, in fp32\n"
+    "  generate   continuations of token-id or text prompts, or of instructions through the chat template\n"
+    "  score      negative log-likelihood of targets given prompts (token ids, text or instruction/response)\n"
     "  tokenize   token ids of JSONL text lines with a model's tokenizer\n"
     "  train      fine-tune a model from a YAML config (resumable)\n"
     "  pipeline   the MAIN pipeline: seed models, mutual rounds, synthesis, mutual filter, final models, report\n"
@@ -23,7 +27,7 @@ const char* kUsage =
     "  config     print the config schema, or a config resolved\n"
     "  bench      training speed on a named model shape (tokens/s, MFU, peak memory)\n"
     "\n"
-    "Run 'maintune <command> --help' for a command's options.\n";
+    "Run 'maintune help <command>' (or 'maintune <command> --help') for a command's options.\n";
 
 }  // namespace
 
@@ -31,6 +35,26 @@ int main(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     std::cout << kUsage;
     return argc < 2 ? 2 : 0;
+  }
+  if (std::strcmp(argv[1], "--version") == 0) {
+    std::cout << mt::cli::version_text();
+    return 0;
+  }
+  // `maintune help CMD` runs as `maintune CMD --help`.
+  char help_flag[] = "--help";
+  char* help_argv[] = {argv[0], nullptr, help_flag, nullptr};
+  if (std::strcmp(argv[1], "help") == 0) {
+    if (argc == 2) {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (argc > 3) {
+      std::cerr << "maintune help: give one command\n\n" << kUsage;
+      return 2;
+    }
+    help_argv[1] = argv[2];
+    argc = 3;
+    argv = help_argv;
   }
   const std::string cmd = argv[1];
   try {

@@ -1,32 +1,47 @@
-// --model / --device / --dtype handling and input token checks shared by generate and score.
+// --model / --device / --dtype handling and input token checks shared by generate and score; --device
+// as every command reads it.
 #include <ATen/Context.h>
 #include <fmt/format.h>
 
 #include "models/error.h"
 #include "trainer/cli/commands.h"
+#include "trainer/loop/device.h"
 
 namespace mt::cli {
+
+OptionSpec device_option() {
+  return {"device", true, "auto (cuda when available, else cpu), cpu, cuda or cuda:N", "auto"};
+}
+
+c10::Device device_from_args(const Args& args) {
+  const std::string name = args.get("device", "auto");
+  if (name == "auto") return resolve_device("auto");  // model.device's auto, so the two always agree
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(name);
+  } catch (const c10::Error&) {
+    throw UsageError(fmt::format("--device: unknown device '{}' (use auto, cpu or cuda)", name));
+  }
+  if (!device.is_cpu() && !device.is_cuda())
+    throw UsageError(fmt::format("--device: unsupported device '{}' (use auto, cpu or cuda)", name));
+  if (device.is_cuda() && !at::hasCUDA())
+    throw Error(fmt::format("--device {}: no CUDA device is available on this machine", name));
+  if (device.is_cuda() && !device.has_index()) device = c10::Device(c10::kCUDA, 0);
+  if (device.is_cuda() && device.index() >= static_cast<int>(at::getNumGPUs()))
+    throw Error(fmt::format("--device {}: this machine has {} CUDA device(s)", name, at::getNumGPUs()));
+  return device;
+}
 
 std::vector<OptionSpec> model_options() {
   return {
       {"model", true, "Hugging Face model directory (config.json + safetensors)", ""},
-      {"device", true, "cpu or cuda (cuda:N for another GPU)", "cpu"},
+      device_option(),
       {"dtype", true, "auto (as stored), bf16, fp16 or fp32", "fp32 on cpu, bf16 on cuda"},
   };
 }
 
 LoadedModel load_model_from_args(const Args& args) {
-  const std::string device_name = args.get("device", "cpu");
-  c10::Device device(c10::kCPU);
-  try {
-    device = c10::Device(device_name);
-  } catch (const c10::Error&) {
-    throw UsageError(fmt::format("--device: unknown device '{}' (use cpu or cuda)", device_name));
-  }
-  if (device.is_cuda() && !at::hasCUDA())
-    throw Error(fmt::format("--device {}: no CUDA device is available on this machine", device_name));
-  if (!device.is_cpu() && !device.is_cuda())
-    throw UsageError(fmt::format("--device: unsupported device '{}' (use cpu or cuda)", device_name));
+  const c10::Device device = device_from_args(args);
   const std::string dtype_name = args.get("dtype", device.is_cuda() ? "bf16" : "fp32");
   std::optional<at::ScalarType> dtype;
   try {

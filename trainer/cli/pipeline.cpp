@@ -1,4 +1,4 @@
-// `maintune pipeline --config main.yaml [--set key=value]... [--run-dir DIR] [--resume]`: the MAIN
+// `maintune pipeline --config main.yaml [--set key=value | key=value]... [--run-dir DIR] [--resume]`: the MAIN
 // pipeline end to end (trainer/method/pipeline.h). Exit 0 when done; kExitStopped (75) when stopped by a
 // signal (resumable, with a command that works as pasted); 1 on bad input or a failed stage; 2 on misuse.
 #include <fmt/format.h>
@@ -16,10 +16,10 @@ namespace mt::cli {
 int cmd_pipeline(int argc, char** argv) {
   std::vector<OptionSpec> spec =
       run_config_options("YAML pipeline config (see configs/demo.yaml and 'maintune config --schema')",
-                         "override a config key, e.g. --set rounds.count=0 (repeatable)");
-  spec.push_back({"resume", false, "continue the run in the run directory at its first unfinished stage", ""});
+                         "override a config key, e.g. --set rounds.count=0 or bare rounds.count=0 (repeatable)");
+  spec.push_back({"resume", false, "continue the run in the run directory at its first unfinished stage (or start one there)", ""});
   const auto parsed =
-      parse_command_line(argc, argv, spec, "usage: maintune pipeline --config FILE [--set key=value]... [--run-dir DIR] [--resume]");
+      parse_command_line(argc, argv, spec, "usage: maintune pipeline --config FILE [--set key=value | key=value]... [--run-dir DIR] [--resume]");
   if (!parsed) return 0;
   const Args& args = *parsed;
   require_config_or_set(args);

@@ -6,7 +6,7 @@ namespace mt::cli {
 std::vector<OptionSpec> run_config_options(const std::string& config_help, const std::string& set_help) {
   return {
       {"config", true, config_help, ""},
-      {"set", true, set_help, ""},
+      {"set", true, set_help, "", /*bare_key_value=*/true},
       {"run-dir", true, "run directory (overrides output.run_dir)", ""},
   };
 }

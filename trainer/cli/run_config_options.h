@@ -1,5 +1,5 @@
-// --config FILE, --set key=value (repeatable) and --run-dir DIR: how train, pipeline and config
-// name the run config they load (trainer/config/config.h).
+// --config FILE, --set key=value (repeatable; a bare key=value argument is the same) and --run-dir
+// DIR: how train, pipeline and config name the run config they load (trainer/config/config.h).
 #pragma once
 #include <string>
 #include <vector>

@@ -17,7 +17,10 @@ int cmd_sweep(int argc, char** argv) {
   const std::vector<OptionSpec> spec = {
       {"config", true, "YAML sweep file: base config, set:, grid: and/or list: (docs/sweeps.md)", ""},
       {"run-dir", true, "the sweep's folder: runs/, cache/, sweep.json, summary.csv, summary.md, plots/", ""},
-      {"jobs", true, "settings run at once as child processes, one GPU each when there are GPUs", "1"},
+      {"jobs", true,
+       "settings run at once at most, as child processes (a setting waits while a running one computes a stage "
+       "it shares), each on the GPU with the fewest runs when there are GPUs",
+       "1"},
       {"dry-run", false, "print each setting, its run folder and the stages it would reuse, and run nothing", ""},
   };
   const auto parsed = parse_command_line(argc, argv, spec, "usage: maintune sweep --config SWEEP.yaml --run-dir DIR [--jobs N] [--dry-run]");

@@ -1,4 +1,4 @@
-// `maintune train --config run.yaml [--set key=value]... [--run-dir DIR] [--resume auto|PATH]`:
+// `maintune train --config run.yaml [--set key=value | key=value]... [--run-dir DIR] [--resume auto|PATH]`:
 // loads and checks the config, then runs the training loop. Exit 0 when the run is done; after a
 // graceful stop on SIGTERM/SIGINT (a checkpoint was saved) kExitStopped (75), with a resume command
 // that works as pasted; 1 on bad input or a failed run; 2 on misuse (trainer/base/exit_codes.h).
@@ -19,7 +19,7 @@ namespace {
 std::vector<OptionSpec> train_options() {
   std::vector<OptionSpec> spec =
       run_config_options("YAML run config (see 'maintune config --schema')",
-                         "override a config key, e.g. --set training.max_steps=100 (repeatable)");
+                         "override a config key, e.g. --set training.max_steps=100 or bare training.max_steps=100 (repeatable)");
   spec.push_back({"resume", true, "auto (newest valid checkpoint of the run, if any) or a checkpoint folder", ""});
   return spec;
 }
@@ -29,7 +29,7 @@ std::vector<OptionSpec> train_options() {
 int cmd_train(int argc, char** argv) {
   const auto parsed = parse_command_line(
       argc, argv, train_options(),
-      "usage: maintune train --config FILE [--set key=value]... [--run-dir DIR] [--resume auto|PATH]");
+      "usage: maintune train --config FILE [--set key=value | key=value]... [--run-dir DIR] [--resume auto|PATH]");
   if (!parsed) return 0;
   const Args& args = *parsed;
   require_config_or_set(args);
@@ -54,9 +54,9 @@ int cmd_train(int argc, char** argv) {
 int cmd_config(int argc, char** argv) {
   std::vector<OptionSpec> spec = {{"schema", false, "print every key with its type, default and documentation", ""}};
   for (auto& o : run_config_options("print this config resolved (defaults filled, paths absolute, overrides applied)",
-                                    "override a config key (repeatable)"))
+                                    "override a config key, as --set key=value or bare key=value (repeatable)"))
     spec.push_back(o);
-  const auto parsed = parse_command_line(argc, argv, spec, "usage: maintune config --schema | --config FILE [--set key=value]...");
+  const auto parsed = parse_command_line(argc, argv, spec, "usage: maintune config --schema | --config FILE [--set key=value | key=value]...");
   if (!parsed) return 0;
   const Args& args = *parsed;
   if (args.has("schema")) {

@@ -1,13 +1,16 @@
 // The training progress display (see progress.h): a one-line bar redrawn in place with '\r' and
-// "erase to end of line", or plain log lines every log_every steps; and the duration / SI number
-// formatting both use.
+// "erase to end of line", fitted to the terminal's width, or plain log lines every log_every steps;
+// the tokens/s window; and the duration / SI number formatting both use.
 #include "trainer/report/progress.h"
 
 #include <fmt/format.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <vector>
 
 #include "models/error.h"
 
@@ -15,10 +18,9 @@ namespace mt {
 
 namespace {
 
-constexpr int kBarWidth = 20;
-// A bar line stays below 100 columns: writing the last column of a 100-column terminal would make
-// some terminals wrap, and '\r' would then redraw on the wrong line.
-constexpr size_t kMaxBarColumns = 99;
+constexpr int kBarWidth = 20, kMinBarWidth = 8;
+constexpr size_t kDefaultColumns = 80;
+constexpr size_t kMaxWindowSteps = 4096;  // bounds the window when steps take microseconds
 constexpr const char* kEraseToEol = "\x1b[K";
 
 std::string format_loss(double loss) {
@@ -37,10 +39,102 @@ std::string format_eta(const ProgressStats& s, int64_t total) {
   return format_duration(s.elapsed_s / static_cast<double>(s.steps_this_run) * static_cast<double>(remaining));
 }
 
+// The bar's fields in display order; `drop_rank` is the order they go in when the line is too long
+// (1 first; 0 = never).
+struct Field {
+  std::string text;  // the bar itself is drawn at its width instead
+  int drop_rank;
+  bool is_bar = false;
+};
+
+std::string draw_bar(double frac, int width) {
+  const int filled = static_cast<int>(frac * width);
+  return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '.') + "]";
+}
+
 }  // namespace
 
-Progress::Progress(const std::string& mode, int64_t total_steps, int64_t log_every, std::FILE* out)
-    : out_(out), total_(total_steps), log_every_(std::max<int64_t>(1, log_every)) {
+void ThroughputWindow::add(double elapsed_s, double tokens_per_s) {
+  if (!std::isfinite(tokens_per_s) || tokens_per_s <= 0 || !std::isfinite(elapsed_s)) return;
+  if (!steps_.empty() && elapsed_s < steps_.back().first) {  // a new clock: start over
+    steps_.clear();
+  }
+  steps_.emplace_back(elapsed_s, 1.0 / tokens_per_s);
+  while (steps_.size() > 1 && (steps_.front().first < elapsed_s - window_s_ || steps_.size() > kMaxWindowSteps))
+    steps_.pop_front();
+}
+
+double ThroughputWindow::tokens_per_s() const {
+  if (steps_.empty()) return std::nan("");
+  double sum = 0;
+  for (const auto& st : steps_) sum += st.second;
+  return static_cast<double>(steps_.size()) / sum;
+}
+
+std::string render_progress_line(const ProgressStats& s, int64_t total) {
+  return fmt::format("step {}/{} loss {} lr {:.2e} grad_norm {} tok/s {} elapsed {} ETA {}", s.step, total,
+                     format_loss(s.loss), s.lr, format_grad_norm(s.grad_norm), format_si(s.tokens_per_s),
+                     format_duration(s.elapsed_s), format_eta(s, total));
+}
+
+std::string render_progress_bar(const ProgressStats& s, int64_t total, size_t columns) {
+  const size_t limit = columns > 1 ? columns - 1 : 1;
+  const double frac = total > 0 ? std::clamp(static_cast<double>(s.step) / static_cast<double>(total), 0.0, 1.0) : 0.0;
+  const std::string total_str = std::to_string(total);
+  const std::vector<Field> fields = {
+      {fmt::format("{:>{}}/{}", s.step, total_str.size(), total_str), 0},
+      {"", 2, true},
+      {fmt::format("{:3d}%", static_cast<int>(frac * 100)), 3},
+      {"loss " + format_loss(s.loss), 7},
+      {fmt::format("lr {:.2e}", s.lr), 1},
+      {"gnorm " + format_grad_norm(s.grad_norm), 4},
+      {"tok/s " + format_si(s.tokens_per_s), 5},
+      // elapsed<remaining, as tqdm writes it
+      {format_duration(s.elapsed_s) + "<" + format_eta(s, total), 6},
+  };
+  constexpr int kLastRank = 7;
+  for (int dropped = 0; dropped <= kLastRank; ++dropped) {
+    size_t fixed = 0;  // the kept fields other than the bar, with one space before each but the first
+    bool with_bar = false;
+    for (const Field& f : fields) {
+      if (f.drop_rank != 0 && f.drop_rank <= dropped) continue;
+      if (f.is_bar) with_bar = true;
+      else fixed += (fixed > 0 ? 1 : 0) + f.text.size();
+    }
+    int bar_width = 0;
+    if (with_bar) {
+      const size_t room = limit > fixed + 3 ? limit - fixed - 3 : 0;  // a space and the brackets
+      if (room < static_cast<size_t>(kMinBarWidth)) continue;
+      bar_width = static_cast<int>(std::min<size_t>(room, kBarWidth));
+    } else if (fixed > limit) {
+      continue;
+    }
+    std::string line;
+    for (const Field& f : fields) {
+      if (f.drop_rank != 0 && f.drop_rank <= dropped) continue;
+      if (!line.empty()) line += ' ';
+      line += f.is_bar ? draw_bar(frac, bar_width) : f.text;
+    }
+    return line;
+  }
+  std::string line = fields.front().text;  // the step count alone is still too long: cut it
+  if (line.size() > limit) line.resize(limit);
+  return line;
+}
+
+size_t terminal_columns(std::FILE* out) {
+  winsize ws{};
+  if (::ioctl(::fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  if (const char* env = std::getenv("COLUMNS"); env != nullptr) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0) return static_cast<size_t>(v);
+  }
+  return kDefaultColumns;
+}
+
+Progress::Progress(const std::string& mode, int64_t total_steps, int64_t log_every, std::FILE* out, size_t columns)
+    : out_(out), total_(total_steps), log_every_(std::max<int64_t>(1, log_every)), columns_(columns) {
   if (mode == "auto") {
     bar_ = ::isatty(::fileno(out)) == 1;
   } else if (mode == "bar") {
@@ -52,26 +146,23 @@ Progress::Progress(const std::string& mode, int64_t total_steps, int64_t log_eve
   }
 }
 
+std::string Progress::bar_line(const ProgressStats& shown) const {
+  return render_progress_bar(shown, total_, columns_ > 0 ? columns_ : terminal_columns(out_));
+}
+
 void Progress::update(const ProgressStats& s) {
   if (none_) return;
-  const std::string tail = fmt::format("loss {} lr {:.2e}", format_loss(s.loss), s.lr);
-  const std::string speed = fmt::format("tok/s {} ETA {}", format_si(s.tokens_per_s), format_eta(s, total_));
+  throughput_.add(s.elapsed_s, s.tokens_per_s);
+  ProgressStats shown = s;
+  shown.tokens_per_s = throughput_.tokens_per_s();
   if (!bar_) {
     if (s.step % log_every_ != 0 && s.step != total_) return;
-    std::fprintf(out_, "step %lld/%lld %s grad_norm %s %s\n", static_cast<long long>(s.step),
-                 static_cast<long long>(total_), tail.c_str(), format_grad_norm(s.grad_norm).c_str(), speed.c_str());
+    std::fprintf(out_, "%s\n", render_progress_line(shown, total_).c_str());
     std::fflush(out_);
     return;
   }
-  const double frac = total_ > 0 ? std::clamp(static_cast<double>(s.step) / static_cast<double>(total_), 0.0, 1.0) : 0.0;
-  const int filled = static_cast<int>(frac * kBarWidth);
-  const std::string total_str = std::to_string(total_);
-  std::string line = fmt::format("{:>{}}/{} [{}{}] {:3d}% {} {}", s.step, total_str.size(), total_str,
-                                 std::string(filled, '#'), std::string(kBarWidth - filled, '.'),
-                                 static_cast<int>(frac * 100), tail, speed);
-  if (line.size() > kMaxBarColumns) line.resize(kMaxBarColumns);
-  last_bar_ = line;
-  std::fprintf(out_, "\r%s%s", line.c_str(), kEraseToEol);
+  last_shown_ = shown;
+  std::fprintf(out_, "\r%s%s", bar_line(shown).c_str(), kEraseToEol);
   std::fflush(out_);
   bar_drawn_ = true;
 }
@@ -81,7 +172,7 @@ void Progress::message(const std::string& line) {
   const char* newline = (!line.empty() && line.back() == '\n') ? "" : "\n";
   if (bar_ && bar_drawn_) {
     // Replace the bar by the message, then draw the bar again below it.
-    std::fprintf(out_, "\r%s%s%s%s%s", kEraseToEol, line.c_str(), newline, last_bar_.c_str(), kEraseToEol);
+    std::fprintf(out_, "\r%s%s%s%s%s", kEraseToEol, line.c_str(), newline, bar_line(last_shown_).c_str(), kEraseToEol);
   } else {
     std::fprintf(out_, "%s%s", line.c_str(), newline);
   }
