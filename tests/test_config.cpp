@@ -392,8 +392,8 @@ TEST_CASE("config: value ranges and enum choices are checked", "[config]") {
       {"data: {on_malformed: ignore}", "data.on_malformed: expected one of fail|skip, got 'ignore'"},
       {"data: {sources: [{path: a, on_malformed: warn}]}", "data.sources[0].on_malformed: expected one of fail|skip"},
       {"data: {sources: [{path: a, format: csv}]}",
-       "data.sources[0].format: expected one of auto|alpaca|alpaca_seed|messages|prompt_response|prompts|mt_bench|"
-       "text_jsonl|text, got 'csv'"},
+       "data.sources[0].format: expected one of auto|alpaca|alpaca_seed|messages|prompt_response|prompt_completion|"
+       "prompts|mt_bench|text_jsonl|text, got 'csv'"},
       {"schedule: {type: step}", "schedule.type: expected one of constant|linear|cosine"},
       {"output: {export_dtype: int8}", "output.export_dtype: expected one of auto|bfloat16|float32|float16"},
       {"logging: {progress: fancy}", "logging.progress: expected one of auto|bar|lines|none"},

@@ -208,7 +208,8 @@ TEST_CASE("data: malformed records name file and place under fail, and are count
       {"alpaca", "bad_missing_field.jsonl", {"bad_missing_field.jsonl:2", "missing field 'output'"}, 1, 2},
       {"alpaca", "bad_invalid_utf8.jsonl", {"bad_invalid_utf8.jsonl:2", "invalid JSON", "UTF-8"}, 1, 2},
       {"alpaca", "bad_huge_line.jsonl", {"bad_huge_line.jsonl:2", "longer than max_line_bytes (4096 bytes)"}, 1, 2},
-      {"messages", "bad_role.jsonl", {"bad_role.jsonl:1 messages[1]", "unknown role 'tool'"}, 1, 1},
+      {"messages", "bad_role.jsonl", {"bad_role.jsonl:1 messages[1]", "role 'tool' (a tool turn) is not supported"},
+       1, 1},
       {"alpaca", "bad_not_object.jsonl", {"bad_not_object.jsonl:2", "expected a JSON object, got a list"}, 2, 1},
   };
   for (const auto& k : cases) {

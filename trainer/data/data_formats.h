@@ -1,7 +1,9 @@
 // Instruction-data readers: Alpaca (JSON array or JSONL), OpenAI / ShareGPT messages, prompt/response
-// pairs, prompts-only sets (IFEval, MT-Bench / Vicuna questions), Alpaca seed tasks, and unlabeled
-// text (JSONL text field, or a plain text file cut into segments). Every bad record is reported as
-// FILE:LINE (plus the array index for JSON arrays); the config says whether to fail or skip and count.
+// pairs, TRL prompt/completion pairs (plain or conversational), prompts-only sets (IFEval, MT-Bench /
+// Vicuna questions), Alpaca seed tasks, and unlabeled text (JSONL text field, or a plain text file
+// cut into segments). Every bad record is reported as FILE:LINE (plus the array index for JSON
+// arrays); the config says whether to fail or skip and count. Nothing is left out silently: every
+// record is tallied by shape and use (RecordShape), for the per-source report.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -16,14 +18,15 @@ namespace mt {
 
 // One data source as the config names it. Field names default to the public datasets' spelling.
 struct DataSourceConfig {
-  // "alpaca" | "alpaca_seed" | "messages" | "prompt_response" | "prompts" | "mt_bench"   (conversations)
-  // "text_jsonl" | "text"                                                                 (unlabeled)
+  // "alpaca" | "alpaca_seed" | "messages" | "prompt_response" | "prompt_completion" | "prompts" |
+  // "mt_bench" (conversations); "text_jsonl" | "text" (unlabeled)
   // "auto": guessed from the first record (see detect_format).
   std::string format = "auto";
   std::filesystem::path path;
 
   std::string instruction_field = "instruction", input_field = "input", output_field = "output";
   std::string prompt_field = "prompt", response_field = "response";
+  std::string completion_field = "completion";  // prompt_completion (TRL)
   std::string messages_field = "messages", role_field = "role", content_field = "content";
   std::string sharegpt_field = "conversations", sharegpt_role_field = "from", sharegpt_content_field = "value";
   std::string system_field = "system";        // optional per-record system prompt
@@ -47,6 +50,23 @@ struct DataSourceConfig {
   int64_t max_file_bytes = int64_t{4} << 30;  // JSON arrays and plain text are read whole
 };
 
+// How the records of one shape (the set of top-level keys) in one file were used: the per-source
+// report that says which records became training conversations and which did not.
+struct RecordShape {
+  std::string file, format;
+  std::string keys;            // "{a, b, c}", sorted
+  int64_t records = 0;         // records of this shape
+  int64_t trained = 0;         // of which gave training conversations (an assistant turn)
+  int64_t prompts_only = 0;    // gave prompts-only conversations (generation only)
+  int64_t empty = 0;           // gave only empty conversations (dropped)
+  int64_t malformed = 0;       // malformed (an error under "fail", skipped under "skip")
+  int64_t file_records = 0;    // records read from the file (all shapes)
+  bool all_trained() const { return trained == records; }
+  // "FILE: N of M records have keys {a, b}: read as FORMAT: K used for training, ..."; prefixed
+  // "warning: " unless all_trained().
+  std::string report() const;
+};
+
 // What happened to the records of one or more sources.
 struct DataStats {
   int64_t read = 0;               // records read (JSONL lines, array elements, text paragraphs)
@@ -62,6 +82,7 @@ struct DataStats {
   int64_t target_tokens = 0;      // of which loss-mask tokens
   int64_t max_tokens = 0;         // longest kept example
   std::vector<std::string> skipped_messages;  // the first few skip reasons, for the log
+  std::vector<RecordShape> shapes;            // per source and shape (read_conversations), in read order
 
   void merge(const DataStats& other);
   nlohmann::json to_json() const;

@@ -3,6 +3,7 @@
 #include "trainer/data/data_formats.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 
@@ -25,9 +26,53 @@ void DataStats::merge(const DataStats& o) {
   max_tokens = std::max(max_tokens, o.max_tokens);
   for (const auto& m : o.skipped_messages)
     if (skipped_messages.size() < 10) skipped_messages.push_back(m);
+  shapes.insert(shapes.end(), o.shapes.begin(), o.shapes.end());
 }
 
+std::string RecordShape::report() const {
+  std::vector<std::string> parts;
+  if (trained) parts.push_back(fmt::format("{} used for training", trained));
+  if (prompts_only)
+    parts.push_back(fmt::format("{} not used for training (prompts-only: no response)", prompts_only));
+  if (empty) parts.push_back(fmt::format("{} dropped (empty)", empty));
+  if (malformed) parts.push_back(fmt::format("{} skipped (malformed)", malformed));
+  return fmt::format("{}{}: {} of {} records have keys {}: read as {}: {}", all_trained() ? "" : "warning: ", file,
+                     records, file_records, keys, format, fmt::join(parts, ", "));
+}
+
+namespace {
+
+json shape_json(const RecordShape& s) {
+  return json{{"file", s.file},       {"format", s.format},   {"keys", s.keys},
+              {"records", s.records}, {"trained", s.trained}, {"prompts_only", s.prompts_only},
+              {"empty", s.empty},     {"malformed", s.malformed}, {"file_records", s.file_records}};
+}
+
+RecordShape shape_from_json(const json& j) {
+  RecordShape s;
+  auto str = [&](const char* k, std::string& v) {
+    if (j.contains(k) && j[k].is_string()) v = j[k].get<std::string>();
+  };
+  auto num = [&](const char* k, int64_t& v) {
+    if (j.contains(k) && j[k].is_number_integer()) v = j[k].get<int64_t>();
+  };
+  str("file", s.file);
+  str("format", s.format);
+  str("keys", s.keys);
+  num("records", s.records);
+  num("trained", s.trained);
+  num("prompts_only", s.prompts_only);
+  num("empty", s.empty);
+  num("malformed", s.malformed);
+  num("file_records", s.file_records);
+  return s;
+}
+
+}  // namespace
+
 json DataStats::to_json() const {
+  json shapes_json = json::array();
+  for (const auto& sh : shapes) shapes_json.push_back(shape_json(sh));
   return json{{"read", read},
               {"conversations", conversations},
               {"skipped_malformed", skipped_malformed},
@@ -40,7 +85,8 @@ json DataStats::to_json() const {
               {"tokens", tokens},
               {"target_tokens", target_tokens},
               {"max_tokens", max_tokens},
-              {"skipped_messages", skipped_messages}};
+              {"skipped_messages", skipped_messages},
+              {"shapes", shapes_json}};
 }
 
 DataStats DataStats::from_json(const json& j) {
@@ -63,6 +109,9 @@ DataStats DataStats::from_json(const json& j) {
   if (j.contains("skipped_messages") && j["skipped_messages"].is_array())
     for (const auto& m : j["skipped_messages"])
       if (m.is_string()) s.skipped_messages.push_back(m.get<std::string>());
+  if (j.contains("shapes") && j["shapes"].is_array())
+    for (const auto& sh : j["shapes"])
+      if (sh.is_object()) s.shapes.push_back(shape_from_json(sh));
   return s;
 }
 

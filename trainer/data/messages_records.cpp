@@ -1,8 +1,11 @@
 // The messages format (see conversation_records.h): OpenAI {role, content} lists, content parts
 // included, and ShareGPT {from, value} lists, with their role names mapped to system / user /
 // assistant; a record's system field (else the config's prompt) is added when it has no system turn.
+// Tool turns, tool calls and tool definitions are errors: no chat template here renders them.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "models/error.h"
@@ -42,36 +45,67 @@ std::optional<std::string> normalize_role(const std::string& r) {
   return std::nullopt;
 }
 
+// Roles of tool results and calls in OpenAI / TRL, LLaMA-3 and LLaMA-Factory ShareGPT data.
+bool is_tool_role(const std::string& r) {
+  return r == "tool" || r == "function" || r == "ipython" || r == "observation" || r == "function_call";
+}
+
+// Present and not null or empty: a field that would carry tool material.
+bool has_value(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it != obj.end() && !it->is_null() && !(it->is_array() && it->empty());
+}
+
+std::string no_tool_templates() {
+  return fmt::format("no chat template here ({}) has a tool role", fmt::join(chat_template_names(), ", "));
+}
+
 }  // namespace
+
+std::vector<ChatMessage> read_message_list(const json& list, const std::string& role_key,
+                                           const std::string& content_key, const std::string& list_where) {
+  std::vector<ChatMessage> out;
+  for (size_t k = 0; k < list.size(); ++k) {
+    const std::string mw = fmt::format("{}[{}]", list_where, k);
+    if (!list[k].is_object()) throw Error(fmt::format("{}: must be an object, got {}", mw, json_type(list[k])));
+    const std::string raw_role = *get_string(list[k], role_key, mw, true);
+    if (is_tool_role(raw_role))
+      throw Error(fmt::format("{}: role '{}' (a tool turn) is not supported: {}", mw, printable(raw_role),
+                              no_tool_templates()));
+    if (has_value(list[k], "tool_calls"))
+      throw Error(fmt::format("{}: tool_calls are not supported: {}", mw, no_tool_templates()));
+    const auto role = normalize_role(raw_role);
+    if (!role) throw Error(fmt::format("{}: unknown role '{}'", mw, printable(raw_role)));
+    out.push_back({*role, message_content(list[k], content_key, mw)});
+  }
+  return out;
+}
+
+void add_system_prompt(const DataSourceConfig& c, const json& obj, const std::string& where,
+                       std::vector<ChatMessage>& messages) {
+  for (const auto& m : messages)
+    if (m.role == "system") return;
+  std::optional<std::string> system = get_string(obj, c.system_field, where, false);
+  if (!system && !c.system_prompt.empty()) system = c.system_prompt;
+  if (system) messages.insert(messages.begin(), ChatMessage{"system", *system});
+}
 
 void read_messages_record(const DataSourceConfig& c, const json& obj, const std::string& where,
                           const EmitFn& emit) {
   const bool openai = obj.contains(c.messages_field);
   if (!openai && !obj.contains(c.sharegpt_field))
     throw Error(fmt::format("{}: missing field '{}' (or '{}')", where, c.messages_field, c.sharegpt_field));
+  if (has_value(obj, "tools"))
+    throw Error(fmt::format("{}: field 'tools' (tool definitions) is not supported: {}", where, no_tool_templates()));
   const std::string& list_field = openai ? c.messages_field : c.sharegpt_field;
-  const std::string& role_key = openai ? c.role_field : c.sharegpt_role_field;
-  const std::string& content_key = openai ? c.content_field : c.sharegpt_content_field;
-  const json& list = get_array(obj, list_field, where);
   Conversation conv;
   conv.where = where;
-  bool has_system = false, has_assistant = false;
-  for (size_t k = 0; k < list.size(); ++k) {
-    const std::string mw = fmt::format("{} {}[{}]", where, list_field, k);
-    if (!list[k].is_object()) throw Error(fmt::format("{}: must be an object, got {}", mw, json_type(list[k])));
-    const std::string raw_role = *get_string(list[k], role_key, mw, true);
-    const auto role = normalize_role(raw_role);
-    if (!role) throw Error(fmt::format("{}: unknown role '{}'", mw, printable(raw_role)));
-    has_system |= *role == "system";
-    has_assistant |= *role == "assistant";
-    conv.messages.push_back({*role, message_content(list[k], content_key, mw)});
-  }
-  if (!has_system) {
-    std::optional<std::string> system = get_string(obj, c.system_field, where, false);
-    if (!system && !c.system_prompt.empty()) system = c.system_prompt;
-    if (system) conv.messages.insert(conv.messages.begin(), ChatMessage{"system", *system});
-  }
-  conv.prompts_only = !has_assistant;
+  conv.messages = read_message_list(get_array(obj, list_field, where), openai ? c.role_field : c.sharegpt_role_field,
+                                    openai ? c.content_field : c.sharegpt_content_field,
+                                    fmt::format("{} {}", where, list_field));
+  conv.prompts_only = std::none_of(conv.messages.begin(), conv.messages.end(),
+                                   [](const ChatMessage& m) { return m.role == "assistant"; });
+  add_system_prompt(c, obj, where, conv.messages);
   emit(std::move(conv));
 }
 

@@ -1,6 +1,9 @@
 // read_conversations (see data_formats.h): resolves the format, reads the file's records with the
-// reader of that format under the malformed-record policy, and keeps the non-empty conversations.
+// reader of that format under the malformed-record policy, keeps the non-empty conversations, and
+// tallies the records by shape (their set of keys) and use, for the per-source report.
 #include <fmt/format.h>
+
+#include <map>
 
 #include "models/error.h"
 #include "trainer/data/conversation_records.h"
@@ -37,6 +40,8 @@ RecordFn record_reader(const DataSourceConfig& c, const MtBenchAnswers& answers,
     reader = read_messages_record;
   else if (c.format == "prompt_response")
     reader = read_prompt_response_record;
+  else if (c.format == "prompt_completion")
+    reader = read_prompt_completion_record;
   else if (c.format == "prompts")
     reader = read_prompts_record;
   if (reader) return [&c, &emit, reader](const json& obj, const std::string& where) { reader(c, obj, where, emit); };
@@ -44,6 +49,37 @@ RecordFn record_reader(const DataSourceConfig& c, const MtBenchAnswers& answers,
     read_mt_bench_record(c, answers, obj, where, emit);
   };
 }
+
+// Records by shape, in order of first appearance. Past kMaxShapes distinct key sets (data with
+// free-form keys) the rest share one entry, so the report stays a few lines.
+class ShapeTally {
+ public:
+  RecordShape& of(const json& obj) {
+    std::string keys = record_keys(obj);
+    auto it = index_.find(keys);
+    if (it != index_.end()) return shapes_[it->second];
+    if (shapes_.size() >= kMaxShapes) keys = "(other key sets)";
+    auto [pos, added] = index_.emplace(keys, shapes_.size());
+    if (added) {
+      shapes_.emplace_back();
+      shapes_.back().keys = keys;
+    }
+    return shapes_[pos->second];
+  }
+  std::vector<RecordShape> finish(const DataSourceConfig& c, int64_t file_records) {
+    for (auto& s : shapes_) {
+      s.file = c.path.string();
+      s.format = c.format;
+      s.file_records = file_records;
+    }
+    return std::move(shapes_);
+  }
+
+ private:
+  static constexpr size_t kMaxShapes = 20;
+  std::vector<RecordShape> shapes_;
+  std::map<std::string, size_t> index_;
+};
 
 }  // namespace
 
@@ -69,9 +105,32 @@ std::vector<Conversation> read_conversations(const DataSourceConfig& config, Dat
     out.push_back(std::move(conv));
   };
 
-  for_each_record(c.path, c, policy, mine, record_reader(c, answers, emit));
+  // Each record's use, from the counts its reader moved: a training conversation, else prompts-only,
+  // else empty; an error (before anything is emitted) makes it malformed.
+  ShapeTally tally;
+  const RecordFn read = record_reader(c, answers, emit);
+  for_each_record(c.path, c, policy, mine, [&](const json& obj, const std::string& where) {
+    RecordShape& shape = tally.of(obj);
+    ++shape.records;
+    const int64_t convs = mine.conversations, prompts = mine.prompts_only;
+    try {
+      if (auto kind = non_sft_kind(obj, c)) throw Error(fmt::format("{}: {}", where, *kind));
+      read(obj, where);
+    } catch (const Error&) {
+      ++shape.malformed;
+      throw;
+    }
+    if (mine.conversations - convs > mine.prompts_only - prompts)
+      ++shape.trained;
+    else if (mine.prompts_only > prompts)
+      ++shape.prompts_only;
+    else
+      ++shape.empty;
+  });
+  mine.shapes = tally.finish(c, mine.read);
   if (out.empty())
-    throw Error(fmt::format("{}: no usable records ({})", c.path.string(), mine.summary()));
+    throw Error(fmt::format("{}: no usable records ({}){}", c.path.string(), mine.summary(),
+                            mine.skipped_messages.empty() ? "" : "; the first skipped: " + mine.skipped_messages[0]));
   stats.merge(mine);
   return out;
 }

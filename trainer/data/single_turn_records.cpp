@@ -1,6 +1,7 @@
 // Single-turn conversation formats (see conversation_records.h): alpaca, alpaca_seed (one
-// conversation per instance), prompt_response and prompts (no response: generation only); each
-// with the record's optional system field, else the config's system prompt.
+// conversation per instance), prompt_response, TRL's prompt_completion (plain strings or message
+// lists) and prompts (no response: generation only; TRL's conversational prompts too); each with
+// the record's optional system field, else the config's system prompt.
 #include <fmt/format.h>
 
 #include <optional>
@@ -39,6 +40,40 @@ Conversation make_conversation(const DataSourceConfig& c, const json& obj, const
   return conv;
 }
 
+// A field that must be present and not null, of any type.
+const json& required_field(const json& obj, const std::string& key, const std::string& where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) throw Error(fmt::format("{}: missing field '{}'", where, key));
+  return *it;
+}
+
+// TRL conversational prompt-completion: the prompt's turns (system and user; an assistant turn there
+// would be trained on too, where TRL trains on the completion only), then the completion's
+// assistant turns.
+Conversation conversational_pair(const DataSourceConfig& c, const json& obj, const std::string& where,
+                                 const json& prompt, const json& completion) {
+  Conversation conv;
+  conv.where = where;
+  const std::string pw = fmt::format("{} {}", where, c.prompt_field);
+  const std::string cw = fmt::format("{} {}", where, c.completion_field);
+  conv.messages = read_message_list(prompt, c.role_field, c.content_field, pw);
+  for (size_t k = 0; k < conv.messages.size(); ++k)
+    if (conv.messages[k].role == "assistant")
+      throw Error(fmt::format("{}[{}]: an assistant turn in the prompt is not supported (it would be trained on "
+                              "like the completion; TRL trains on the completion only): use the messages format to "
+                              "train on every assistant turn",
+                              pw, k));
+  const std::vector<ChatMessage> answer = read_message_list(completion, c.role_field, c.content_field, cw);
+  if (answer.empty()) throw Error(fmt::format("{}: field '{}' is an empty list", where, c.completion_field));
+  for (size_t k = 0; k < answer.size(); ++k)
+    if (answer[k].role != "assistant")
+      throw Error(fmt::format("{}[{}]: role '{}' in the completion, which holds the assistant's answer", cw, k,
+                              answer[k].role));
+  conv.messages.insert(conv.messages.end(), answer.begin(), answer.end());
+  add_system_prompt(c, obj, where, conv.messages);
+  return conv;
+}
+
 }  // namespace
 
 void read_alpaca_record(const DataSourceConfig& c, const json& obj, const std::string& where, const EmitFn& emit) {
@@ -72,8 +107,31 @@ void read_prompt_response_record(const DataSourceConfig& c, const json& obj, con
   emit(make_conversation(c, obj, where, prompt, response));
 }
 
+void read_prompt_completion_record(const DataSourceConfig& c, const json& obj, const std::string& where,
+                                   const EmitFn& emit) {
+  const json& prompt = required_field(obj, c.prompt_field, where);
+  const json& completion = required_field(obj, c.completion_field, where);
+  if (prompt.is_string() && completion.is_string())
+    emit(make_conversation(c, obj, where, prompt.get<std::string>(), completion.get<std::string>()));
+  else if (prompt.is_array() && completion.is_array())
+    emit(conversational_pair(c, obj, where, prompt, completion));
+  else
+    throw Error(fmt::format("{}: fields '{}' and '{}' must be both strings or both lists of messages, got {} and {}",
+                            where, c.prompt_field, c.completion_field, json_type(prompt), json_type(completion)));
+}
+
 void read_prompts_record(const DataSourceConfig& c, const json& obj, const std::string& where, const EmitFn& emit) {
-  emit(make_conversation(c, obj, where, *get_string(obj, c.prompt_field, where, true), std::nullopt));
+  const json& prompt = required_field(obj, c.prompt_field, where);
+  if (!prompt.is_array()) {
+    emit(make_conversation(c, obj, where, *get_string(obj, c.prompt_field, where, true), std::nullopt));
+    return;
+  }
+  Conversation conv;  // TRL conversational prompt-only: its turns, for generation
+  conv.where = where;
+  conv.messages = read_message_list(prompt, c.role_field, c.content_field, fmt::format("{} {}", where, c.prompt_field));
+  add_system_prompt(c, obj, where, conv.messages);
+  conv.prompts_only = true;
+  emit(std::move(conv));
 }
 
 }  // namespace mt

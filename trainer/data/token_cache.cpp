@@ -267,6 +267,7 @@ json source_material(const DataSourceConfig& c) {
             {"output_field", c.output_field},
             {"prompt_field", c.prompt_field},
             {"response_field", c.response_field},
+            {"completion_field", c.completion_field},
             {"messages_field", c.messages_field},
             {"role_field", c.role_field},
             {"content_field", c.content_field},
@@ -322,9 +323,11 @@ json dataset_key_material(const DatasetSpec& spec) {
               {"on_malformed", o.on_malformed}};
 }
 
-TokenCache load_tokenized_dataset(const DatasetSpec& spec, const LogFn& log) {
+TokenCache load_tokenized_dataset(const DatasetSpec& spec, const LogFn& log_fn) {
   if (spec.sources.empty()) throw Error("data: no sources given");
   check_example_options(spec.example);
+  // Never silent: the per-source report (warnings above all) goes to stderr when there is no log.
+  const LogFn log = log_fn ? log_fn : LogFn([](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); });
   auto build = [&](DataStats& stats) {
     const Tokenizer tok = Tokenizer::load(spec.tokenizer);
     TokenizedDataset all;
@@ -340,7 +343,8 @@ TokenCache load_tokenized_dataset(const DatasetSpec& spec, const LogFn& log) {
         all.masks.insert(all.masks.end(), part.masks.begin() + b, part.masks.begin() + e);
         all.offsets.push_back(all.tokens.size());
       }
-      if (log) log(fmt::format("data: {}: {}", source.path.string(), s.summary()));
+      log(fmt::format("data: {}: {}", source.path.string(), s.summary()));
+      for (const auto& shape : s.shapes) log("data: " + shape.report());
       stats.merge(s);
     }
     if (all.size() == 0) throw Error(fmt::format("data: no training examples left ({})", stats.summary()));
@@ -357,7 +361,11 @@ TokenCache load_tokenized_dataset(const DatasetSpec& spec, const LogFn& log) {
     c.keep_alive_ = data;
     return c;
   }
-  return load_or_build_token_cache(spec.cache_dir, dataset_key_material(spec), build, log);
+  TokenCache c = load_or_build_token_cache(spec.cache_dir, dataset_key_material(spec), build, log);
+  if (!c.built_now)  // the build's warnings still hold for the cached examples: say them again
+    for (const auto& shape : c.stats.shapes)
+      if (!shape.all_trained()) log("data: " + shape.report());
+  return c;
 }
 
 }  // namespace mt
