@@ -194,7 +194,7 @@ TEST_CASE("cli: 'help CMD' is 'CMD --help' for every command 'help' lists", "[cl
   CHECK(r.exit_code == 2);
 }
 
-TEST_CASE("cli: --device auto is cpu here without CUDA; an unknown device is misuse", "[cli][bad-input]") {
+TEST_CASE("cli: --device auto is cpu here without CUDA, and an unknown device is misuse", "[cli][bad-input]") {
   const auto model = mt::test::fixture("qwen2");
   mt::test::TempDir dir("cli_device");
   mt::test::write_file(dir / "p.jsonl", "{\"prompt_ids\": [1, 2, 3]}\n");

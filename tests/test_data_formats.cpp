@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "trainer/data/data_formats.h"
+#include "tests/conversation_msgs.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -21,12 +22,8 @@ mt::DataSourceConfig source(const std::string& format, const std::string& file) 
   return c;
 }
 
-using Msgs = std::vector<std::pair<std::string, std::string>>;
-Msgs msgs(const mt::Conversation& c) {
-  Msgs out;
-  for (const auto& m : c.messages) out.push_back({m.role, m.content});
-  return out;
-}
+using mt::test::Msgs;
+using mt::test::msgs;
 
 }  // namespace
 

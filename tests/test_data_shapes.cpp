@@ -10,6 +10,7 @@
 #include "trainer/data/data_formats.h"
 #include "trainer/data/examples.h"
 #include "trainer/data/token_cache.h"
+#include "tests/conversation_msgs.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -37,12 +38,8 @@ mt::DataSourceConfig source(const fs::path& path, const std::string& format = "a
   return c;
 }
 
-using Msgs = std::vector<std::pair<std::string, std::string>>;
-Msgs msgs(const mt::Conversation& c) {
-  Msgs out;
-  for (const auto& m : c.messages) out.push_back({m.role, m.content});
-  return out;
-}
+using mt::test::Msgs;
+using mt::test::msgs;
 
 json turn(const std::string& role, const std::string& content) { return {{"role", role}, {"content", content}}; }
 

@@ -39,6 +39,26 @@ fs::path fixture_tokenizer_path(const json& spec, std::vector<fs::path>& cleanup
   return cleanup.back();
 }
 
+// A template fixture's parts: its conversations, template name and tokenizer path (a temp HF dir
+// when it has one, removed with the fixture).
+struct ChatFixture {
+  json cases;
+  std::string tmpl;
+  fs::path tokenizer;
+  std::vector<fs::path> cleanup;
+  explicit ChatFixture(const char* name) {
+    const json fx = mt::test::read_json(mt::test::tokenizer_fixture(name));
+    cases = fx.at("cases");
+    tmpl = fx.at("template").get<std::string>();
+    tokenizer = fixture_tokenizer_path(fx.at("tokenizer"), cleanup);
+  }
+  ~ChatFixture() {
+    for (const auto& d : cleanup) fs::remove_all(d);
+  }
+  ChatFixture(const ChatFixture&) = delete;
+  ChatFixture& operator=(const ChatFixture&) = delete;
+};
+
 std::vector<mt::ChatMessage> messages_of(const json& c) {
   std::vector<mt::ChatMessage> out;
   for (const auto& m : c.at("messages")) out.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
@@ -118,24 +138,22 @@ TEST_CASE("export chat: our loader reads an export back to the template it was t
           "[export][chat]") {
   for (const char* name : kFixtures) {
     INFO(name);
-    const json fx = mt::test::read_json(mt::test::tokenizer_fixture(name));
-    std::vector<fs::path> cleanup;
-    const fs::path src = fixture_tokenizer_path(fx.at("tokenizer"), cleanup);
-    const std::string tmpl = fx.at("template").get<std::string>();
+    const ChatFixture fx(name);
+    const fs::path& src = fx.tokenizer;
+    const std::string& tmpl = fx.tmpl;
     const fs::path out = mt::test::temp_dir("export_tok");
     mt::write_tokenizer_files(src, tmpl, out);
     const mt::Tokenizer before = mt::Tokenizer::load(src), after = mt::Tokenizer::load(out);
     CHECK(mt::detect_chat_template(after) == tmpl);  // `generate --model final/` renders as training did
     CHECK(after.chat_template() == mt::test::read_json(out / "tokenizer_config.json")["chat_template"].get<std::string>());
     CHECK(mt::test::read_file(out / "chat_template.jinja") == after.chat_template());
-    for (const auto& c : fx.at("cases")) {
+    for (const auto& c : fx.cases) {
       INFO(c.at("name").get<std::string>());
       const auto messages = messages_of(c);
       CHECK(mt::render_chat(after, tmpl, messages).ids == mt::render_chat(before, tmpl, messages).ids);
     }
     CHECK(mt::chat_end_of_turn_id(after, tmpl) == mt::chat_end_of_turn_id(before, tmpl));
     fs::remove_all(out);
-    for (const auto& d : cleanup) fs::remove_all(d);
   }
 }
 
@@ -163,17 +181,16 @@ TEST_CASE("export chat: transformers' apply_chat_template on an export gives ren
   REQUIRE_FALSE(py.empty());  // scripts/build.sh always passes -DMT_PYTHON
   for (const char* name : kFixtures) {
     INFO(name);
-    const json fx = mt::test::read_json(mt::test::tokenizer_fixture(name));
-    std::vector<fs::path> cleanup;
-    const fs::path src = fixture_tokenizer_path(fx.at("tokenizer"), cleanup);
-    const std::string tmpl = fx.at("template").get<std::string>();
+    const ChatFixture fx(name);
+    const fs::path& src = fx.tokenizer;
+    const std::string& tmpl = fx.tmpl;
     const mt::Tokenizer tok = mt::Tokenizer::load(src);
     const fs::path out = mt::test::temp_dir("export_hf");
     mt::write_tokenizer_files(src, tmpl, out);
     const mt::GenerationDefaults g =
         mt::export_generation({}, config_with_ids(tok.special().bos, tok.special().eos), src, tmpl);
     mt::test::write_file(out / "generation_config.json", g.raw.dump(2));
-    const json cases = chat_cases(tok, tmpl, fx.at("cases"));
+    const json cases = chat_cases(tok, tmpl, fx.cases);
     REQUIRE(cases.size() >= 10);
     mt::test::write_file(out / "cases.json", cases.dump());
     const auto r = mt::test::run_command("HF_HUB_OFFLINE=1 '" + py + "' " +
@@ -199,7 +216,6 @@ TEST_CASE("export chat: transformers' apply_chat_template on an export gives ren
     CHECK(res["eos_token_id"].get<std::vector<int64_t>>() == mt::chat_stop_ids(tok, tmpl, {tok.special().eos}));
     CHECK(res["cases"].size() == cases.size());
     fs::remove_all(out);
-    for (const auto& d : cleanup) fs::remove_all(d);
   }
 }
 
