@@ -66,10 +66,15 @@ LoadedModel load_model_dir(const fs::path& dir, c10::Device device, std::optiona
   if (dtype) options = options.dtype(*dtype);
   std::map<std::string, at::Tensor> weights = load_safetensors_dir(dir, options);
   out.model = build_transformer(config, std::move(weights), dir.string());
-  out.generation = read_generation_config(dir / "generation_config.json");
-  if (out.generation.eos_token_ids.empty()) out.generation.eos_token_ids = config.eos_token_ids;
-  if (out.generation.pad_token_id < 0) out.generation.pad_token_id = config.pad_token_id;
+  out.generation = load_generation_defaults(dir, out.model.config);
   return out;
+}
+
+GenerationDefaults load_generation_defaults(const fs::path& dir, const ModelConfig& config) {
+  GenerationDefaults g = read_generation_config(dir / "generation_config.json");
+  if (g.eos_token_ids.empty()) g.eos_token_ids = config.eos_token_ids;
+  if (g.pad_token_id < 0) g.pad_token_id = config.pad_token_id;
+  return g;
 }
 
 namespace {

@@ -22,6 +22,10 @@ struct GenerationDefaults {
   nlohmann::json raw;  // written back on save; null when the file was absent
 };
 
+// A model directory's decoding defaults: its generation_config.json, with eos and pad ids from
+// config.json where the file has none (or is absent).
+GenerationDefaults load_generation_defaults(const std::filesystem::path& dir, const ModelConfig& config);
+
 struct LoadedModel {
   Transformer model;
   GenerationDefaults generation;

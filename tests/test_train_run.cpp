@@ -19,6 +19,7 @@
 #include "models/checkpoint_dir.h"
 #include "models/safetensors.h"
 #include "models/tokenizer.h"
+#include "trainer/engine/checkpoint.h"
 #include "trainer/report/tensorboard.h"
 #include "tests/run_fixtures.h"
 #include "tests/test_util.h"
@@ -368,6 +369,65 @@ TEST_CASE("train: final/ loads in transformers and gives our logits", "[train][p
   REQUIRE_FALSE(res.empty());
   const int64_t eot = tok.special().by_text.at("<|eot_id|>");
   CHECK(res.back()["eos_token_id"] == nlohmann::json::array({eot, m.model.config.eos_token_ids.at(0)}));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("train: export --checkpoint writes final/'s files for the last step, and any step loads in transformers",
+          "[train][export][python]") {
+  const fs::path dir = mt::test::temp_dir("train_export_ckpt");
+  const fs::path cfg = write_config(dir);
+  const fs::path run = dir / "run";
+  auto r = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run) +
+                                  " training.max_steps=4 output.keep_last=0");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const fs::path step2 = run / "checkpoints" / "step_0000002", step4 = run / "checkpoints" / "step_0000004";
+  const auto export_cmd = [&](const fs::path& ckpt, const fs::path& out) {
+    return mt::test::run_maintune("export --checkpoint " + mt::test::quoted(ckpt) + " --out " + mt::test::quoted(out));
+  };
+  // The last step's checkpoint exports to exactly the files final/ has.
+  auto e4 = export_cmd(step4, dir / "out4");
+  INFO(e4.output);
+  REQUIRE(e4.exit_code == 0);
+  size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(run / "final")) {
+    INFO(entry.path().filename().string());
+    CHECK(mt::test::read_file(entry.path()) == mt::test::read_file(dir / "out4" / entry.path().filename()));
+    ++files;
+  }
+  CHECK(files == static_cast<size_t>(std::distance(fs::directory_iterator(dir / "out4"), fs::directory_iterator())));
+  CHECK(files >= 6);  // config, generation config, weights, tokenizer.json, tokenizer_config.json, chat_template.jinja
+
+  // An earlier step: the checkpoint's weights as they are, and transformers gives our logits.
+  auto e2 = export_cmd(step2, dir / "out2");
+  INFO(e2.output);
+  REQUIRE(e2.exit_code == 0);
+  const mt::LoadedModel m = mt::load_model_dir(dir / "out2", at::kCPU);
+  const mt::LoadedCheckpoint ckpt = mt::load_checkpoint(step2);
+  for (const auto& [name, t] : m.model.params) {
+    INFO(name);
+    CHECK(at::equal(t, ckpt.weights.at(name)));
+  }
+  c10::NoGradGuard no_grad;
+  at::Tensor ids = at::randint(1000, {2, 12}, at::kLong);
+  at::Tensor pos = at::arange(12, at::kLong).unsqueeze(0).expand({2, 12}).contiguous();
+  at::Tensor logits = mt::transformer_logits(m.model, mt::transformer_hidden(m.model, ids, pos));
+  mt::write_safetensors(dir / "expected.safetensors", {{"input_ids", ids}, {"logits", logits.contiguous()}});
+  auto check = mt::test::run_command(std::string(MT_PYTHON) + " " + MT_SOURCE_DIR + "/scripts/check_export.py " +
+                                     mt::test::quoted(dir / "out2") + " " + mt::test::quoted(dir / "expected.safetensors"));
+  INFO(check.output);
+  CHECK(check.exit_code == 0);
+
+  // Bad input: an output that holds files, a folder that is no checkpoint, a bad dtype.
+  auto again = export_cmd(step2, dir / "out2");
+  CHECK(again.exit_code == 1);
+  CHECK(again.output.find((dir / "out2").string()) != std::string::npos);
+  auto not_ckpt = export_cmd(run / "final", dir / "out_bad");
+  CHECK(not_ckpt.exit_code == 1);
+  CHECK(not_ckpt.output.find("final") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "out_bad"));
+  CHECK(mt::test::run_maintune("export --checkpoint " + mt::test::quoted(step2) + " --out " +
+                               mt::test::quoted(dir / "out3") + " --dtype fp8").exit_code == 2);
   fs::remove_all(dir);
 }
 

@@ -24,6 +24,7 @@ const char* kUsage =
     "  train      fine-tune a model from a YAML config (resumable)\n"
     "  pipeline   the MAIN pipeline: seed models, mutual rounds, synthesis, mutual filter, final models, report\n"
     "  sweep      ablation sweep of pipeline runs over config keys, reusing the stages settings share\n"
+    "  export     a training checkpoint as a Hugging Face model directory (as final/ is)\n"
     "  config     print the config schema, or a config resolved\n"
     "  bench      training speed on a named model shape (tokens/s, MFU, peak memory)\n"
     "\n"
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return mt::cli::cmd_bench(argc - 2, argv + 2);
     if (cmd == "pipeline") return mt::cli::cmd_pipeline(argc - 2, argv + 2);
     if (cmd == "sweep") return mt::cli::cmd_sweep(argc - 2, argv + 2);
+    if (cmd == "export") return mt::cli::cmd_export(argc - 2, argv + 2);
     std::cerr << "maintune: unknown command '" << cmd << "'\n\n" << kUsage;
     return 2;
   } catch (const mt::cli::UsageError& e) {

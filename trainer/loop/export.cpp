@@ -13,6 +13,8 @@
 #include "models/error.h"
 #include "models/hf_tokenizer_files.h"
 #include "models/tokenizer.h"
+#include "trainer/engine/checkpoint.h"
+#include "trainer/loop/training_data.h"
 
 namespace mt {
 namespace fs = std::filesystem;
@@ -31,11 +33,14 @@ GenerationDefaults export_generation(const GenerationDefaults& generation, const
   return g;
 }
 
-fs::path export_final(const fs::path& run_dir, const Transformer& master, const GenerationDefaults& generation,
-                      at::ScalarType dtype, const fs::path& tokenizer_path, const std::string& chat_template,
-                      int64_t max_shard_bytes, const AlignmentScorer& scorer) {
-  const fs::path final_dir = run_dir / "final";
-  const fs::path tmp = run_dir / fmt::format(".final.tmp-{}", ::getpid());
+namespace {
+
+// Writes `target` through a temporary folder beside it (the weights in `dtype`, config, generation
+// config, tokenizer files, scorer) and publishes it with `if_published`.
+void write_model_dir(const fs::path& target, IfPublished if_published, const Transformer& master,
+                     const GenerationDefaults& generation, at::ScalarType dtype, const fs::path& tokenizer_path,
+                     const std::string& chat_template, int64_t max_shard_bytes, const AlignmentScorer& scorer) {
+  const fs::path tmp = target.parent_path() / fmt::format(".{}.tmp-{}", target.filename().string(), ::getpid());
   std::error_code ec;
   fs::remove_all(tmp, ec);
   try {
@@ -47,15 +52,53 @@ fs::path export_final(const fs::path& run_dir, const Transformer& master, const 
                    static_cast<uint64_t>(max_shard_bytes));
     if (scorer.defined()) save_alignment_scorer(scorer, tmp);
     write_tokenizer_files(tokenizer_path, chat_template, tmp);
-    publish_directory(tmp, final_dir, IfPublished::kReplace);
+    publish_directory(tmp, target, if_published);
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(tmp, ec);
-    throw Error(fmt::format("{}: export failed: {}", final_dir.string(), e.what()));
+    throw Error(fmt::format("{}: export failed: {}", target.string(), e.what()));
   } catch (...) {
     fs::remove_all(tmp, ec);
     throw;
   }
+}
+
+}  // namespace
+
+fs::path export_final(const fs::path& run_dir, const Transformer& master, const GenerationDefaults& generation,
+                      at::ScalarType dtype, const fs::path& tokenizer_path, const std::string& chat_template,
+                      int64_t max_shard_bytes, const AlignmentScorer& scorer) {
+  const fs::path final_dir = run_dir / "final";
+  write_model_dir(final_dir, IfPublished::kReplace, master, generation, dtype, tokenizer_path, chat_template,
+                  max_shard_bytes, scorer);
   return final_dir;
+}
+
+fs::path export_checkpoint(const fs::path& checkpoint_dir, const fs::path& out_dir,
+                           std::optional<at::ScalarType> dtype) {
+  if (fs::exists(out_dir) && !(fs::is_directory(out_dir) && fs::is_empty(out_dir)))
+    throw Error(fmt::format("{}: exists and is not an empty directory; choose another --out", out_dir.string()));
+  const LoadedCheckpoint ckpt = load_checkpoint(checkpoint_dir);
+  // The run's config as the checkpoint saved it: the model, tokenizer, template and export dtype.
+  const TrainConfig config = load_train_config(ckpt.dir / "config.yaml");
+  const fs::path model_path = config.model.path;
+  const ModelConfig mc = load_hf_config(model_path / "config.json");
+  std::map<std::string, at::Tensor> weights, alignment;
+  for (const auto& [name, t] : ckpt.weights) (name.rfind("alignment.", 0) == 0 ? alignment : weights)[name] = t;
+  const Transformer master = build_transformer(mc, std::move(weights), (ckpt.dir / "model.safetensors").string());
+  const GenerationDefaults generation = load_generation_defaults(model_path, mc);  // as the run had them
+  const AlignmentScorer scorer =
+      alignment.empty() ? AlignmentScorer{}
+                        : alignment_scorer_from_tensors(alignment, mc.hidden_size, config.alignment.pooling,
+                                                        (ckpt.dir / "model.safetensors").string());
+  const fs::path tokenizer_path = config.model.tokenizer.empty() ? model_path : fs::path(config.model.tokenizer);
+  const fs::path target = fs::absolute(out_dir).lexically_normal();
+  std::error_code ec;
+  fs::create_directories(target.parent_path(), ec);
+  if (ec) throw Error(fmt::format("{}: cannot create: {}", target.parent_path().string(), ec.message()));
+  if (fs::is_directory(target)) fs::remove(target, ec);  // empty (checked above): published in its place
+  write_model_dir(target, IfPublished::kFail, master, generation, dtype.value_or(export_dtype(config.output.export_dtype, mc)),
+                  tokenizer_path, run_chat_template(config, tokenizer_path), config.output.max_shard_bytes, scorer);
+  return target;
 }
 
 at::ScalarType export_dtype(const std::string& option, const ModelConfig& config) {

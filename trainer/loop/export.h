@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "models/checkpoint_dir.h"
@@ -23,6 +24,14 @@ std::filesystem::path export_final(const std::filesystem::path& run_dir, const T
                                    const GenerationDefaults& generation, at::ScalarType dtype,
                                    const std::filesystem::path& tokenizer_path, const std::string& chat_template,
                                    int64_t max_shard_bytes, const AlignmentScorer& scorer);
+
+// `maintune export --checkpoint`: a run's checkpoint folder as a HF model directory `out_dir` (which
+// must not exist or be empty), the same files final/ has: the checkpoint's weights (and alignment
+// scorer) with the run's model config, generation defaults, tokenizer and chat template, all taken
+// from the config.yaml the checkpoint saved; in `dtype`, else output.export_dtype. Returns the
+// absolute path written. Errors name the checkpoint or the output.
+std::filesystem::path export_checkpoint(const std::filesystem::path& checkpoint_dir,
+                                        const std::filesystem::path& out_dir, std::optional<at::ScalarType> dtype);
 
 // The generation defaults final/ carries: with a template, eos_token_id lists its end of turn, the
 // model's eos ids and the tokenizer's EOS (chat_stop_ids), written as one id or a list; a source

@@ -27,6 +27,7 @@ std::map<std::string, at::Tensor> load_master(const TrainConfig& config, const s
   if (config.model.init == "random") {
     master = init_transformer(load_hf_config(model_path / "config.json"), static_cast<uint64_t>(tc.seed),
                               at::TensorOptions().dtype(master_dtype).device(device));
+    w.generation = load_generation_defaults(model_path, master.config);
   } else {
     LoadedModel loaded = load_model_dir(model_path, device, master_dtype);
     master = std::move(loaded.model);

@@ -20,7 +20,7 @@ struct TrainedWeights {
   at::Device device = at::kCPU;               // model.device resolved (this rank's GPU on CUDA)
   at::ScalarType compute_dtype = at::kFloat;  // model.dtype
   Transformer master;                         // trainable
-  GenerationDefaults generation;              // of the model directory (empty with a random init)
+  GenerationDefaults generation;              // of the model directory (load_generation_defaults)
   AlignmentScorer scorer;                     // undefined when the alignment terms are off
   std::string scorer_origin;                  // for the log: "new", "from the checkpoint", "from FILE"
 };

@@ -14,12 +14,16 @@
 namespace mt {
 namespace fs = std::filesystem;
 
+std::string run_chat_template(const TrainConfig& config, const fs::path& tokenizer_path) {
+  if (config.data.template_name != "auto") return config.data.template_name;
+  return detect_chat_template(Tokenizer::load(tokenizer_path));
+}
+
 namespace {
 
 ExampleOptions example_options(const TrainConfig& config, const fs::path& tokenizer_path) {
   ExampleOptions ex;
-  ex.template_name = config.data.template_name;
-  if (ex.template_name == "auto") ex.template_name = detect_chat_template(Tokenizer::load(tokenizer_path));
+  ex.template_name = run_chat_template(config, tokenizer_path);
   ex.max_len = config.data.max_len;
   ex.train_on_prompt = config.data.train_on_prompt;
   ex.too_long = config.data.too_long;
