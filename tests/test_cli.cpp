@@ -35,6 +35,64 @@ TEST_CASE("cli: generate prints transformers' greedy continuations, one line per
   fs::remove_all(dir);
 }
 
+TEST_CASE("cli: generate and score read JSON arrays and stdin as JSONL, and keep each item's id", "[cli]") {
+  const auto model = mt::test::fixture("mistral");
+  const auto g = nlohmann::json::parse(mt::test::read_file(model / "expected_generate.json"));
+  auto dir = mt::test::temp_dir("cli_inputs");
+  // The same prompts as JSONL (with ids of each kind) and as one JSON array of objects.
+  nlohmann::json array = nlohmann::json::array();
+  std::string jsonl;
+  const char* id_keys[] = {"id", "key", "question_id"};
+  for (size_t i = 0; i < g["prompts"].size(); ++i) {
+    nlohmann::json rec = {{"prompt_ids", g["prompts"][i]}};
+    rec[id_keys[i % 3]] = i % 2 ? nlohmann::json(static_cast<int64_t>(100 + i)) : nlohmann::json("q" + std::to_string(i));
+    array.push_back(rec);
+    jsonl += rec.dump() + "\n";
+  }
+  mt::test::write_file(dir / "prompts.jsonl", jsonl);
+  mt::test::write_file(dir / "prompts.json", "  \n" + array.dump(2));
+  const std::string opts = " --max-new-tokens 4 --stop-ids none --device cpu";
+  const std::string gen = "'" + std::string(MT_MAINTUNE_EXE) + "' generate --model " + mt::test::quoted(model) + opts;
+  const auto from_file = mt::test::run_command(gen + " --data " + mt::test::quoted(dir / "prompts.json"));
+  const auto from_stdin = mt::test::run_command(gen + " --data - < " + mt::test::quoted(dir / "prompts.jsonl"));
+  INFO(from_file.output << from_stdin.output);
+  REQUIRE(from_file.exit_code == 0);
+  REQUIRE(from_stdin.exit_code == 0);
+  const auto a = mt::test::json_lines(from_file.output), b = mt::test::json_lines(from_stdin.output);
+  REQUIRE(a.size() == array.size());
+  REQUIRE(b.size() == array.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("prompt " << i);
+    CHECK(a[i] == b[i]);
+    CHECK(a[i]["generated_ids"] == nlohmann::json(std::vector<int64_t>(g["greedy"][i].begin(), g["greedy"][i].begin() + 4)));
+    const char* key = id_keys[i % 3];
+    CHECK(a[i][key] == array[i][key]);
+  }
+  // score keeps the id too.
+  mt::test::write_file(dir / "pairs.json", nlohmann::json::array({{{"question_id", 7}, {"prompt_ids", {1, 2}}, {"target_ids", {3}}}}).dump());
+  const auto sc = mt::test::run_maintune("score --model " + mt::test::quoted(model) + " --device cpu --data " +
+                                         mt::test::quoted(dir / "pairs.json"));
+  INFO(sc.output);
+  REQUIRE(sc.exit_code == 0);
+  CHECK(mt::test::json_lines(sc.output).at(0)["question_id"] == 7);
+  // Bad input names the place: an array item that is no object, an array that is not JSON, no stdin.
+  mt::test::write_file(dir / "bad.json", "[{\"prompt_ids\": [1]}, 3]");
+  auto bad = mt::test::run_command(gen + " --data " + mt::test::quoted(dir / "bad.json") + " 2>&1");
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.output.find((dir / "bad.json").string() + "[1]: expected a JSON object") != std::string::npos);
+  mt::test::write_file(dir / "cut.json", "[{\"prompt_ids\": [1]}, ");
+  bad = mt::test::run_command(gen + " --data " + mt::test::quoted(dir / "cut.json") + " 2>&1");
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.output.find((dir / "cut.json").string() + ": invalid JSON") != std::string::npos);
+  bad = mt::test::run_command(gen + " --data - < /dev/null 2>&1");
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.output.find("stdin: no input") != std::string::npos);
+  bad = mt::test::run_command("printf '{\"prompt_ids\": [1]}\\nnot json\\n' | " + gen + " --data - 2>&1");
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.output.find("stdin:2: invalid JSON") != std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("cli: score prints the NLL of the targets", "[cli]") {
   const auto model = mt::test::fixture("qwen2");
   mt::SafetensorsFile expected(model / "expected.safetensors");

@@ -28,10 +28,14 @@ void check_input_file(const fs::path& file) {
 
 // Calls fn(line, line_no, too_long) for every line of a file, reading in chunks so that a huge
 // line costs no more than max_line_bytes of memory; '\r' before '\n' is dropped.
+std::string input_name(const fs::path& file) { return file == "-" ? std::string("stdin") : file.string(); }
+
 void for_each_line(const fs::path& file, int64_t max_line_bytes,
                    const std::function<void(const std::string&, int64_t, bool)>& fn) {
-  check_input_file(file);
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(file.c_str(), "rb"), &std::fclose);
+  const bool from_stdin = file == "-";
+  if (!from_stdin) check_input_file(file);
+  std::unique_ptr<FILE, int (*)(FILE*)> f(from_stdin ? stdin : std::fopen(file.c_str(), "rb"),
+                                          from_stdin ? +[](FILE*) { return 0; } : &std::fclose);
   if (!f) throw Error(fmt::format("{}: cannot open for reading", file.string()));
   std::vector<char> buf(1 << 20);
   std::string line;
@@ -65,23 +69,24 @@ void for_each_line(const fs::path& file, int64_t max_line_bytes,
       start = end + 1;
     }
   }
-  if (std::ferror(f.get())) throw Error(fmt::format("{}: read error after line {}", file.string(), line_no - 1));
+  if (std::ferror(f.get())) throw Error(fmt::format("{}: read error after line {}", input_name(file), line_no - 1));
   if (any) emit();
+  if (from_stdin && line_no == 1) throw Error("stdin: no input, no records");
 }
 
 void for_each_jsonl(const std::filesystem::path& file,
                     const std::function<void(const nlohmann::json&, int64_t line)>& fn, int64_t max_line_bytes) {
   for_each_line(file, max_line_bytes, [&](const std::string& line, int64_t line_no, bool too_long) {
     if (too_long)
-      throw Error(fmt::format("{}:{}: line longer than {} bytes", file.string(), line_no, max_line_bytes));
+      throw Error(fmt::format("{}:{}: line longer than {} bytes", input_name(file), line_no, max_line_bytes));
     if (line.find_first_not_of(" \t") == std::string::npos) return;
     nlohmann::json obj;
     try {
       obj = nlohmann::json::parse(line);
     } catch (const nlohmann::json::parse_error& e) {
-      throw Error(fmt::format("{}:{}: invalid JSON at column {}: {}", file.string(), line_no, e.byte, e.what()));
+      throw Error(fmt::format("{}:{}: invalid JSON at column {}: {}", input_name(file), line_no, e.byte, e.what()));
     }
-    if (!obj.is_object()) throw Error(fmt::format("{}:{}: expected a JSON object", file.string(), line_no));
+    if (!obj.is_object()) throw Error(fmt::format("{}:{}: expected a JSON object", input_name(file), line_no));
     fn(obj, line_no);
   });
 }

@@ -22,14 +22,18 @@ void check_input_file(const std::filesystem::path& file);
 // Calls fn(line, line_no, too_long) for every line of a file, reading in chunks so that a huge
 // line costs no more than max_line_bytes of memory (a too-long line comes with too_long = true and
 // empty text); '\r' before '\n' and a UTF-8 BOM on line 1 are dropped.
+// The file "-" is standard input (named "stdin" in errors; no input at all is an error).
 void for_each_line(const std::filesystem::path& file, int64_t max_line_bytes,
                    const std::function<void(const std::string&, int64_t, bool)>& fn);
 
 constexpr int64_t kMaxJsonlLineBytes = 256ll << 20;
 
-// Calls fn(object, line_number) for each non-blank line. Throws mt::Error naming file and line for
-// missing/empty files, lines over max_line_bytes, invalid JSON and non-object lines (and lets fn's
-// mt::Error pass through).
+// How errors name an input path: "stdin" for "-", else the path.
+std::string input_name(const std::filesystem::path& file);
+
+// Calls fn(object, line_number) for each non-blank line ("-": standard input). Throws mt::Error
+// naming file and line for missing/empty files, lines over max_line_bytes, invalid JSON and
+// non-object lines (and lets fn's mt::Error pass through).
 void for_each_jsonl(const std::filesystem::path& file,
                     const std::function<void(const nlohmann::json&, int64_t line)>& fn,
                     int64_t max_line_bytes = kMaxJsonlLineBytes);

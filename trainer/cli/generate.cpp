@@ -17,7 +17,10 @@ namespace mt::cli {
 
 int cmd_generate(int argc, char** argv) {
   const std::vector<OptionSpec> spec = input_command_options({
-      {"data", true, "JSONL file: {\"prompt_ids\": [...]}, {\"prompt\": text} or {\"instruction\": text} per line", ""},
+      {"data", true,
+       "JSONL file (- = stdin) or a .json file holding an array of {\"prompt_ids\": [...]}, {\"prompt\": text} or "
+       "{\"instruction\": text}; an id, key or question_id field is copied to the output",
+       ""},
       {"max-new-tokens", true, "tokens to generate at most per prompt", "generation_config.json, else 32"},
       {"sample", false, "sample instead of greedy decoding", ""},
       {"temperature", true, "sampling temperature", "generation_config.json, else 1.0"},
@@ -63,10 +66,12 @@ int cmd_generate(int argc, char** argv) {
     SamplingConfig cs = s;
     cs.seed = s.seed + first;  // each batch its own stream, reproducible for a fixed --batch-size
     const std::vector<std::vector<int64_t>> outs = generate(loaded.model, chunk, cs);
-    for (const auto& o : outs) {
+    for (size_t k = 0; k < outs.size(); ++k) {
+      const std::vector<int64_t>& o = outs[k];
       const bool stopped = !o.empty() && std::find(s.stop_ids.begin(), s.stop_ids.end(), o.back()) != s.stop_ids.end();
       nlohmann::json j = {{"generated_ids", o}, {"finish_reason", stopped ? "stop" : "length"}};
       if (text.tokenizer) j["text"] = text.tokenizer->decode(o, /*skip_special=*/true);
+      copy_record_id(records[first + k], j);
       std::cout << j.dump() << "\n";
     }
   }

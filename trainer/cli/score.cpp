@@ -19,7 +19,10 @@ namespace mt::cli {
 
 int cmd_score(int argc, char** argv) {
   const std::vector<OptionSpec> spec = input_command_options({
-      {"data", true, "JSONL file: prompt_ids/target_ids, prompt/target or instruction/response per line", ""},
+      {"data", true,
+       "JSONL file (- = stdin) or a .json file holding an array of prompt_ids/target_ids, prompt/target or "
+       "instruction/response; an id, key or question_id field is copied to the output",
+       ""},
       {"batch-size", true, "lines scored together", "8"},
       {"alignment", false, "also print alignment_score: the alignment scorer's cosine / temperature of prompt and target", ""},
   });
@@ -68,6 +71,7 @@ int cmd_score(int argc, char** argv) {
     const NllResult& r = results[i];
     nlohmann::json j = {{"nll_sum", r.nll_sum}, {"nll_mean", r.nll_mean()}, {"n_tokens", r.n_tokens}};
     if (!alignment.empty()) j["alignment_score"] = alignment[i];
+    copy_record_id(records[i], j);
     std::cout << j.dump() << "\n";
   }
   std::cout.flush();

@@ -1,12 +1,16 @@
 // --tokenizer / --template handling shared by generate and score (see text_options.h).
 #include "trainer/cli/text_options.h"
 
-#include "models/chat_template.h"
-#include "models/error.h"
-#include "trainer/base/jsonl.h"
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <cctype>
+#include <fstream>
+
+#include "models/chat_template.h"
+#include "models/error.h"
+#include "models/read_file.h"
+#include "trainer/base/jsonl.h"
 
 namespace mt::cli {
 
@@ -33,14 +37,49 @@ TextSetup load_text_setup(const Args& args) {
   return setup;
 }
 
+namespace {
+
+// Whether a data file is one JSON array (benchmark files often are) rather than JSONL: a .json file
+// whose first character is '['. A .jsonl file is read by lines whatever it holds, so its errors
+// keep naming lines.
+bool is_json_array_file(const std::string& data) {
+  if (data == "-" || std::filesystem::path(data).extension() != ".json") return false;
+  check_input_file(data);
+  std::ifstream f(data, std::ios::binary);
+  char c = 0;
+  while (f.get(c))
+    if (!std::isspace(static_cast<unsigned char>(c))) return c == '[';
+  return false;
+}
+
+}  // namespace
+
 InputRecords read_input_records(const Args& args, const std::string& data) {
   InputRecords in;
   bool uses_text = false;
-  for_each_jsonl(data, [&](const nlohmann::json& obj, int64_t line) {
-    in.where.push_back(fmt::format("{}:{}", data, line));
+  const auto add = [&](const nlohmann::json& obj, std::string where) {
+    in.where.push_back(std::move(where));
     in.records.push_back(obj);
     uses_text = uses_text || json_uses_text(obj);
-  });
+  };
+  if (is_json_array_file(data)) {
+    nlohmann::json array;
+    try {
+      array = nlohmann::json::parse(read_file(data, "data file"));
+    } catch (const nlohmann::json::parse_error& e) {
+      throw Error(fmt::format("{}: invalid JSON at byte {}: {}", data, e.byte, e.what()));
+    }
+    if (!array.is_array()) throw Error(fmt::format("{}: expected a JSON array of objects", data));
+    if (array.empty()) throw Error(fmt::format("{}: an empty JSON array, no records", data));
+    for (size_t i = 0; i < array.size(); ++i) {
+      if (!array[i].is_object()) throw Error(fmt::format("{}[{}]: expected a JSON object", data, i));
+      add(array[i], fmt::format("{}[{}]", data, i));
+    }
+  } else {
+    for_each_jsonl(data, [&](const nlohmann::json& obj, int64_t line) {
+      add(obj, fmt::format("{}:{}", input_name(data), line));
+    });
+  }
   if (uses_text) in.text = load_text_setup(args);
   return in;
 }

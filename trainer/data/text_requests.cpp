@@ -56,6 +56,14 @@ std::vector<int64_t> default_stop_ids(const std::vector<int64_t>& eos_ids, const
   return chat_stop_ids(*ctx.tokenizer, ctx.chat_template, eos_ids);
 }
 
+void copy_record_id(const nlohmann::json& record, nlohmann::json& out) {
+  for (const char* key : {"id", "key", "question_id"})
+    if (record.contains(key)) {
+      out[key] = record[key];
+      return;
+    }
+}
+
 bool json_uses_text(const nlohmann::json& obj) {
   return obj.contains("prompt") || obj.contains("instruction") || obj.contains("target") || obj.contains("response");
 }

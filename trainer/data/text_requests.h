@@ -36,6 +36,10 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> score_pair_from_json(const
 std::vector<int64_t> default_stop_ids(const std::vector<int64_t>& eos_ids, const TextContext& ctx,
                                       const std::vector<nlohmann::json>& records);
 
+// Copies the record's id field, the first of "id", "key" and "question_id" it has (benchmark files
+// name their items so), into an output line, so that answers can be joined back to questions.
+void copy_record_id(const nlohmann::json& record, nlohmann::json& out);
+
 // True when the record uses text rather than ids (so the caller knows to load a tokenizer).
 bool json_uses_text(const nlohmann::json& obj);
 
