@@ -81,6 +81,21 @@ void wait_for_file(const fs::path& file, int timeout_s = 300) {
   }
 }
 
+// transformers loads `model_dir` and gives `m`'s logits on random ids of length `len`, exactly
+// (scripts/check_export.py; `scratch` holds the expected tensors).
+void check_transformers_logits(const mt::LoadedModel& m, const fs::path& model_dir, const fs::path& scratch, int64_t len) {
+  c10::NoGradGuard no_grad;
+  at::Tensor ids = at::randint(1000, {2, len}, at::kLong);
+  at::Tensor pos = at::arange(len, at::kLong).unsqueeze(0).expand({2, len}).contiguous();
+  at::Tensor logits = mt::transformer_logits(m.model, mt::transformer_hidden(m.model, ids, pos));
+  mt::write_safetensors(scratch / "expected.safetensors", {{"input_ids", ids}, {"logits", logits.contiguous()}});
+  auto check = mt::test::run_command(std::string(MT_PYTHON) + " " + MT_SOURCE_DIR + "/scripts/check_export.py " +
+                                     mt::test::quoted(model_dir) + " " + mt::test::quoted(scratch / "expected.safetensors"));
+  INFO(check.output);
+  CHECK(check.exit_code == 0);
+  CHECK(check.output.find("\"ok\": true") != std::string::npos);
+}
+
 }  // namespace
 
 TEST_CASE("train: the tiny model learns - metrics, TensorBoard, checkpoints and final/ are written", "[train]") {
@@ -336,16 +351,7 @@ TEST_CASE("train: final/ loads in transformers and gives our logits", "[train][p
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const mt::LoadedModel m = mt::load_model_dir(run / "final", at::kCPU);
-  c10::NoGradGuard no_grad;
-  at::Tensor ids = at::randint(1000, {2, 20}, at::kLong);
-  at::Tensor pos = at::arange(20, at::kLong).unsqueeze(0).expand({2, 20}).contiguous();
-  at::Tensor logits = mt::transformer_logits(m.model, mt::transformer_hidden(m.model, ids, pos));
-  mt::write_safetensors(dir / "expected.safetensors", {{"input_ids", ids}, {"logits", logits.contiguous()}});
-  auto check = mt::test::run_command(std::string(MT_PYTHON) + " " + MT_SOURCE_DIR + "/scripts/check_export.py " +
-                                     mt::test::quoted(run / "final") + " " + mt::test::quoted(dir / "expected.safetensors"));
-  INFO(check.output);
-  CHECK(check.exit_code == 0);
-  CHECK(check.output.find("\"ok\": true") != std::string::npos);
+  check_transformers_logits(m, run / "final", dir, 20);
 
   // It chats as trained: transformers renders the template the run used (llama3) to our ids, and
   // generation_config.json stops at <|eot_id|> as well as at the model's eos.
@@ -408,15 +414,7 @@ TEST_CASE("train: export --checkpoint writes final/'s files for the last step, a
     INFO(name);
     CHECK(at::equal(t, ckpt.weights.at(name)));
   }
-  c10::NoGradGuard no_grad;
-  at::Tensor ids = at::randint(1000, {2, 12}, at::kLong);
-  at::Tensor pos = at::arange(12, at::kLong).unsqueeze(0).expand({2, 12}).contiguous();
-  at::Tensor logits = mt::transformer_logits(m.model, mt::transformer_hidden(m.model, ids, pos));
-  mt::write_safetensors(dir / "expected.safetensors", {{"input_ids", ids}, {"logits", logits.contiguous()}});
-  auto check = mt::test::run_command(std::string(MT_PYTHON) + " " + MT_SOURCE_DIR + "/scripts/check_export.py " +
-                                     mt::test::quoted(dir / "out2") + " " + mt::test::quoted(dir / "expected.safetensors"));
-  INFO(check.output);
-  CHECK(check.exit_code == 0);
+  check_transformers_logits(m, dir / "out2", dir, 12);
 
   // Bad input: an output that holds files, a folder that is no checkpoint, a bad dtype.
   auto again = export_cmd(step2, dir / "out2");
