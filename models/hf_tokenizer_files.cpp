@@ -60,8 +60,8 @@ json export_tokenizer_config(const Tokenizer& tok, const json& source_config, co
   return cfg;
 }
 
-void write_tokenizer_files(const fs::path& tokenizer_path, const std::string& chat_template, const fs::path& dir) {
-  const Tokenizer tok = Tokenizer::load(tokenizer_path);
+void write_tokenizer_files(const Tokenizer& tok, const fs::path& tokenizer_path, const std::string& chat_template,
+                           const fs::path& dir) {
   const bool is_dir = fs::is_directory(tokenizer_path);
   // A directory's files under their own names (its chat_template.jinja only when no template
   // replaces it); a single file under the name transformers looks for.

@@ -20,10 +20,10 @@ namespace mt {
 nlohmann::json export_tokenizer_config(const Tokenizer& tok, const nlohmann::json& source_config,
                                        const std::string& chat_template, bool with_tokenizer_json);
 
-// Writes the tokenizer files into `dir`: the source's files, tokenizer_config.json and, with a
-// template, chat_template.jinja (the file transformers 5 reads first; the same text is in the
-// config for older readers). Errors name the file.
-void write_tokenizer_files(const std::filesystem::path& tokenizer_path, const std::string& chat_template,
-                           const std::filesystem::path& dir);
+// Writes the tokenizer files of `tok` (loaded from `tokenizer_path`) into `dir`: the source's files,
+// tokenizer_config.json and, with a template, chat_template.jinja (the file transformers 5 reads
+// first; the same text is in the config for older readers). Errors name the file.
+void write_tokenizer_files(const Tokenizer& tok, const std::filesystem::path& tokenizer_path,
+                           const std::string& chat_template, const std::filesystem::path& dir);
 
 }  // namespace mt

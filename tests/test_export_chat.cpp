@@ -102,7 +102,7 @@ mt::ModelConfig config_with_ids(int64_t bos, int64_t eos) {
 
 TEST_CASE("export chat: generation eos lists the end of turn first, then the model's and the tokenizer's eos",
           "[export][chat]") {
-  const fs::path llama3 = mt::test::vocab_file("llama3");
+  const mt::Tokenizer llama3 = mt::Tokenizer::load(mt::test::vocab_file("llama3"));
   const mt::ModelConfig config = config_with_ids(128000, 128001);
   mt::GenerationDefaults source;
   source.eos_token_ids = {128001};
@@ -124,12 +124,12 @@ TEST_CASE("export chat: generation eos lists the end of turn first, then the mod
   // Every id once, whatever the source lists; a template whose end of turn is EOS writes one id.
   const auto tok2 = mt::Tokenizer::load(mt::test::vocab_file("llama2"));
   CHECK(mt::chat_stop_ids(tok2, "llama2", {2, 2}) == std::vector<int64_t>{2});
-  const mt::GenerationDefaults l2 = mt::export_generation({}, config_with_ids(1, 2), mt::test::vocab_file("llama2"), "llama2");
+  const mt::GenerationDefaults l2 = mt::export_generation({}, config_with_ids(1, 2), tok2, "llama2");
   CHECK(l2.raw["eos_token_id"] == 2);
   for (const char* t : {"llama3", "alpaca"}) {
-    const auto ids = mt::chat_stop_ids(mt::Tokenizer::load(llama3), t, {128001, 128009});
+    const auto ids = mt::chat_stop_ids(llama3, t, {128001, 128009});
     INFO(t);
-    CHECK(ids.front() == mt::chat_end_of_turn_id(mt::Tokenizer::load(llama3), t));
+    CHECK(ids.front() == mt::chat_end_of_turn_id(llama3, t));
     CHECK(std::set<int64_t>(ids.begin(), ids.end()).size() == ids.size());
   }
 }
@@ -142,8 +142,9 @@ TEST_CASE("export chat: our loader reads an export back to the template it was t
     const fs::path& src = fx.tokenizer;
     const std::string& tmpl = fx.tmpl;
     const fs::path out = mt::test::temp_dir("export_tok");
-    mt::write_tokenizer_files(src, tmpl, out);
-    const mt::Tokenizer before = mt::Tokenizer::load(src), after = mt::Tokenizer::load(out);
+    const mt::Tokenizer before = mt::Tokenizer::load(src);
+    mt::write_tokenizer_files(before, src, tmpl, out);
+    const mt::Tokenizer after = mt::Tokenizer::load(out);
     CHECK(mt::detect_chat_template(after) == tmpl);  // `generate --model final/` renders as training did
     CHECK(after.chat_template() == mt::test::read_json(out / "tokenizer_config.json")["chat_template"].get<std::string>());
     CHECK(mt::test::read_file(out / "chat_template.jinja") == after.chat_template());
@@ -186,9 +187,9 @@ TEST_CASE("export chat: transformers' apply_chat_template on an export gives ren
     const std::string& tmpl = fx.tmpl;
     const mt::Tokenizer tok = mt::Tokenizer::load(src);
     const fs::path out = mt::test::temp_dir("export_hf");
-    mt::write_tokenizer_files(src, tmpl, out);
+    mt::write_tokenizer_files(tok, src, tmpl, out);
     const mt::GenerationDefaults g =
-        mt::export_generation({}, config_with_ids(tok.special().bos, tok.special().eos), src, tmpl);
+        mt::export_generation({}, config_with_ids(tok.special().bos, tok.special().eos), tok, tmpl);
     mt::test::write_file(out / "generation_config.json", g.raw.dump(2));
     const json cases = chat_cases(tok, tmpl, fx.cases);
     REQUIRE(cases.size() >= 10);

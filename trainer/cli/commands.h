@@ -26,6 +26,9 @@ int cmd_export(int argc, char** argv);
 // unknown name is misuse (UsageError); cuda without a device there is an mt::Error.
 OptionSpec device_option();
 c10::Device device_from_args(const Args& args);
+// --dtype (`default_name` when absent) as parse_dtype_option reads it (nullopt = "auto"); a bad name
+// is misuse.
+std::optional<at::ScalarType> dtype_from_args(const Args& args, const std::string& default_name);
 
 // Shared by the model-using subcommands: --model, --device, --dtype.
 std::vector<OptionSpec> model_options();

@@ -6,7 +6,6 @@
 
 #include <iostream>
 
-#include "models/error.h"
 #include "trainer/cli/commands.h"
 #include "trainer/loop/export.h"
 
@@ -24,13 +23,7 @@ int cmd_export(int argc, char** argv) {
   const Args& args = *parsed;
   const std::string checkpoint = args.require("checkpoint");
   const std::string out = args.require("out");
-  std::optional<at::ScalarType> dtype;
-  try {
-    dtype = parse_dtype_option(args.get("dtype", "auto"));
-  } catch (const Error& e) {
-    throw UsageError(fmt::format("--dtype: {}", e.what()));
-  }
-  const auto written = export_checkpoint(checkpoint, out, dtype);
+  const auto written = export_checkpoint(checkpoint, out, dtype_from_args(args, "auto"));
   std::cerr << fmt::format("maintune export: {} written from {}\n", written.string(), checkpoint);
   return 0;
 }

@@ -42,14 +42,15 @@ std::vector<OptionSpec> model_options() {
 
 LoadedModel load_model_from_args(const Args& args) {
   const c10::Device device = device_from_args(args);
-  const std::string dtype_name = args.get("dtype", device.is_cuda() ? "bf16" : "fp32");
-  std::optional<at::ScalarType> dtype;
+  return load_model_dir(args.require("model"), device, dtype_from_args(args, device.is_cuda() ? "bf16" : "fp32"));
+}
+
+std::optional<at::ScalarType> dtype_from_args(const Args& args, const std::string& default_name) {
   try {
-    dtype = parse_dtype_option(dtype_name);
+    return parse_dtype_option(args.get("dtype", default_name));
   } catch (const Error& e) {
     throw UsageError(fmt::format("--dtype: {}", e.what()));
   }
-  return load_model_dir(args.require("model"), device, dtype);
 }
 
 void check_token_ids(const std::vector<int64_t>& ids, const ModelConfig& config, const std::string& where,

@@ -20,10 +20,10 @@ namespace mt {
 namespace fs = std::filesystem;
 
 GenerationDefaults export_generation(const GenerationDefaults& generation, const ModelConfig& config,
-                                     const fs::path& tokenizer_path, const std::string& chat_template) {
+                                     const Tokenizer& tok, const std::string& chat_template) {
   if (chat_template.empty()) return generation;
   GenerationDefaults g = generation;
-  g.eos_token_ids = chat_stop_ids(Tokenizer::load(tokenizer_path), chat_template, generation.eos_token_ids);
+  g.eos_token_ids = chat_stop_ids(tok, chat_template, generation.eos_token_ids);
   if (!g.raw.is_object()) {  // no generation_config.json in the source: a minimal one
     g.raw = nlohmann::json::object();
     if (config.raw.contains("bos_token_id")) g.raw["bos_token_id"] = config.raw["bos_token_id"];
@@ -48,10 +48,11 @@ void write_model_dir(const fs::path& target, IfPublished if_published, const Tra
     std::map<std::string, at::Tensor> weights;
     for (const auto& [name, t] : master.params) weights[name] = t.detach().to(dtype);
     Transformer exported = build_transformer(master.config, std::move(weights), "export");
-    save_model_dir(exported, export_generation(generation, master.config, tokenizer_path, chat_template), tmp,
+    const Tokenizer tok = Tokenizer::load(tokenizer_path);
+    save_model_dir(exported, export_generation(generation, master.config, tok, chat_template), tmp,
                    static_cast<uint64_t>(max_shard_bytes));
     if (scorer.defined()) save_alignment_scorer(scorer, tmp);
-    write_tokenizer_files(tokenizer_path, chat_template, tmp);
+    write_tokenizer_files(tok, tokenizer_path, chat_template, tmp);
     publish_directory(tmp, target, if_published);
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(tmp, ec);

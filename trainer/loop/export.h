@@ -12,6 +12,7 @@
 #include <string>
 
 #include "models/checkpoint_dir.h"
+#include "models/tokenizer.h"
 #include "models/transformer.h"
 #include "trainer/engine/alignment.h"
 
@@ -37,7 +38,7 @@ std::filesystem::path export_checkpoint(const std::filesystem::path& checkpoint_
 // model's eos ids and the tokenizer's EOS (chat_stop_ids), written as one id or a list; a source
 // without generation_config.json gets a minimal one. Without a template, `generation` as is.
 GenerationDefaults export_generation(const GenerationDefaults& generation, const ModelConfig& config,
-                                     const std::filesystem::path& tokenizer_path, const std::string& chat_template);
+                                     const Tokenizer& tok, const std::string& chat_template);
 
 // output.export_dtype: a dtype name, or "auto" (the model config's torch_dtype / dtype, else fp32).
 at::ScalarType export_dtype(const std::string& option, const ModelConfig& config);

@@ -21,6 +21,7 @@ class RunLog {
   void open(const std::filesystem::path& file);
   // Closes the file and forgets it (the run directory is about to be removed).
   void close();
+  bool is_open() const { return file_ != nullptr; }
   // "2026-12-04T18:20:01.123Z <line>" per line of `text`.
   void line(const std::string& text);
 

@@ -326,8 +326,7 @@ double train_step(StepLoop& run) {
   ps.elapsed_s = seconds_since(run.run_start);
   ps.steps_this_run = state.step - run.first_step;
   run.progress.update(ps);
-  const int64_t every = std::max<int64_t>(run.config.logging.log_every, 1);
-  if (run.dist.is_main() && (state.step % every == 0 || state.step == run.schedule.total_steps))
+  if (run.dist.is_main() && is_log_step(state.step, run.schedule.total_steps, run.config.logging.log_every))
     run.run_log.line(fmt::format("step {}: loss {:.4f}, lr {:.3e}, grad_norm {:.3f}, {:.0f} tokens/s", state.step,
                                  w.loss, u.lr, u.grad_norm, tokens_per_s));
   return w.loss;
@@ -397,11 +396,10 @@ struct RunStart {
   Progress& progress;
   RunLog& run_log;
   const LogFn& log;
-  bool started = false;  // set once the run directory holds this run (config.yaml, train.log)
 };
 
 // Everything after the ranks joined: the run directory, the weights, the data, the steps, final/.
-TrainOutcome training_in_run_dir(RunStart& start) {
+TrainOutcome training_in_run_dir(const RunStart& start) {
   const TrainConfig& config = start.config;
   const std::string& resume = start.resume;
   DistEnv& dist = start.dist;
@@ -435,8 +433,7 @@ TrainOutcome training_in_run_dir(RunStart& start) {
   std::unique_ptr<MetricsWriter> metrics;
   if (main_rank) {
     write_run_config(run_dir, config_yaml);
-    start.run_log.open(run_dir / "train.log");
-    start.started = true;
+    start.run_log.open(run_dir / "train.log");  // from here on the run directory holds this run
     metrics = std::make_unique<MetricsWriter>(run_dir, ckpt ? ckpt->state.metrics_bytes : -1, config.logging.tensorboard);
   }
   log_run_start(config, model, data, params, micro_per_epoch, schedule, so, log);
@@ -493,7 +490,7 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   try {
     return training_in_run_dir(start);
   } catch (const std::exception& e) {
-    if (start.started) {
+    if (run_log.is_open()) {
       try {
         run_log.line(std::string("error: ") + e.what());
       } catch (const std::exception&) {  // the log cannot take it: the console still shows the error

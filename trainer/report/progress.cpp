@@ -156,7 +156,7 @@ void Progress::update(const ProgressStats& s) {
   ProgressStats shown = s;
   shown.tokens_per_s = throughput_.tokens_per_s();
   if (!bar_) {
-    if (s.step % log_every_ != 0 && s.step != total_) return;
+    if (!is_log_step(s.step, total_, log_every_)) return;
     std::fprintf(out_, "%s\n", render_progress_line(shown, total_).c_str());
     std::fflush(out_);
     return;

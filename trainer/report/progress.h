@@ -42,6 +42,10 @@ class ThroughputWindow {
 std::string render_progress_bar(const ProgressStats& s, int64_t total, size_t columns);
 // The plain log line for `s` (lines mode), every field, no width limit.
 std::string render_progress_line(const ProgressStats& s, int64_t total);
+// Whether lines mode logs step `step` of `total`: every `log_every` steps (at least 1) and the last.
+inline bool is_log_step(int64_t step, int64_t total, int64_t log_every) {
+  return step % (log_every < 1 ? 1 : log_every) == 0 || step == total;
+}
 // The width of the terminal `out` writes to (ioctl TIOCGWINSZ), else $COLUMNS, else 80.
 size_t terminal_columns(std::FILE* out);
 
