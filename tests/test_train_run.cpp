@@ -307,6 +307,95 @@ TEST_CASE("train: resume refuses settings that change the run and allows harmles
   fs::remove_all(dir);
 }
 
+TEST_CASE("train: one process per run directory; a kill's leftovers are removed at the next start", "[train][bad-input]") {
+  const fs::path dir = mt::test::temp_dir("train_lock");
+  const fs::path cfg = write_config(dir);
+  const fs::path run = dir / "run";
+  // A run long enough to be still running while a second one tries the same directory.
+  const std::string args = "train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run);
+  const pid_t pid = start_maintune(args + " --set training.max_steps=100000", dir / "pid", dir / "rc", dir / "log1");
+  wait_for_lines(run / "metrics.jsonl", 3);
+  auto second = mt::test::run_maintune(args + " --set training.max_steps=100000 --resume auto");
+  INFO(second.output);
+  CHECK(second.exit_code == 1);
+  CHECK(second.output.find(run.string() + ": this run directory is in use by another maintune process (pid " +
+                           std::to_string(pid) + ")") != std::string::npos);
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  wait_for_file(dir / "rc");
+  REQUIRE(fs::exists(run / "checkpoints" / "step_0000002"));
+
+  // What kills during writes leave; all of it goes at the next start, and nothing else does.
+  const std::vector<fs::path> leftovers = {run / "config.yaml.tmp.4242", run / ".final.tmp-4242", run / "final.old-4242",
+                                           run / "checkpoints" / ".tmp-step_0000006-4242"};
+  for (const auto& p : leftovers) {
+    if (p.filename().string().find(".tmp.") != std::string::npos)
+      mt::test::write_file(p, "half");
+    else
+      fs::create_directories(p / "inner");
+  }
+  mt::test::write_file(run / "notes.tmp", "mine");
+  fs::create_directories(run / "checkpoints" / "step_99999999999999999999");  // not a step number: ignored
+  auto again = mt::test::run_maintune(args + " --set training.max_steps=100000 --resume auto",
+                                      "MAINTUNE_FAULT_KILL_AT=train.checkpoint:1");
+  INFO(again.output);
+  CHECK(again.exit_code == 137);
+  CHECK(again.output.find("resuming from") != std::string::npos);
+  for (const auto& p : leftovers) CHECK_FALSE(fs::exists(p));
+  CHECK(mt::test::read_file(run / "notes.tmp") == "mine");
+  CHECK(fs::exists(run / "checkpoints" / "step_99999999999999999999"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("train: a checkpoint whose trainer_state.json or config.yaml changed is never resumed", "[train][resume]") {
+  const fs::path dir = mt::test::temp_dir("train_state_hash");
+  const fs::path cfg = write_config(dir);
+  const fs::path run = dir / "run";
+  const std::string args = "train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run);
+  const std::string kill_at_second = "MAINTUNE_FAULT_KILL_AT=train.checkpoint:2";  // after step 4's checkpoint
+  REQUIRE(mt::test::run_maintune(args, kill_at_second).exit_code == 137);
+  const fs::path newest = run / "checkpoints" / "step_0000004";
+  // One digit of the data cursor's step changed: valid JSON, a different run if resumed.
+  std::string flipped = mt::test::read_file(newest / "trainer_state.json");
+  const size_t cursor = flipped.find("\"data_cursor\"");
+  REQUIRE(cursor != std::string::npos);
+  const size_t digit = flipped.find("\"step\": ", cursor);
+  REQUIRE(digit != std::string::npos);
+  char& c = flipped[digit + 8];
+  c = c == '1' ? '2' : '1';
+  mt::test::write_file(newest / "trainer_state.json", flipped);
+  auto r = mt::test::run_maintune(args + " --resume auto", kill_at_second);
+  INFO(r.output);
+  CHECK(r.output.find("skipping damaged checkpoint " + newest.string()) != std::string::npos);
+  CHECK(r.output.find("trainer_state.json: content hash differs") != std::string::npos);
+  CHECK(r.output.find("resuming from " + (run / "checkpoints" / "step_0000002").string()) != std::string::npos);
+
+  // The same for the config a checkpoint resumes with (the newest is now step 6).
+  const fs::path yaml = run / "checkpoints" / "step_0000006" / "config.yaml";
+  std::string text = mt::test::read_file(yaml);
+  const size_t at = text.find("lr: 0.003");
+  REQUIRE(at != std::string::npos);
+  text.replace(at, 9, "lr: 0.004");
+  mt::test::write_file(yaml, text);
+  r = mt::test::run_maintune(args + " --resume auto", kill_at_second);
+  INFO(r.output);
+  CHECK(r.output.find("config.yaml: content hash differs") != std::string::npos);
+  CHECK(r.output.find("resuming from " + (run / "checkpoints" / "step_0000004").string()) != std::string::npos);
+
+  // metrics.jsonl deleted: the resumed run (from step 8) starts a new one, and a second resume
+  // (from step 12) continues it.
+  fs::remove(run / "metrics.jsonl");
+  REQUIRE(mt::test::run_maintune(args + " --resume auto", kill_at_second).exit_code == 137);
+  r = mt::test::run_maintune(args + " --resume auto");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto steps = step_lines(run);
+  REQUIRE(!steps.empty());
+  CHECK(steps.front()["step"] == 9);
+  CHECK(steps.back()["step"] == 16);
+  CHECK(steps.size() == 8);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("train: NaN losses are skipped and counted - too many in a row stop the run", "[train]") {
   const fs::path dir = mt::test::temp_dir("train_nan");
   const fs::path cfg = write_config(dir);

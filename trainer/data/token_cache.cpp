@@ -227,7 +227,9 @@ TokenCache load_or_build_token_cache(const fs::path& cache_root, const json& key
     if (entry.path().filename().string().rfind(key + ".tmp-", 0) == 0) fs::remove_all(entry.path(), ec);
   if (fs::exists(dir)) {
     try {
-      TokenCache c = open_token_cache(dir, key);
+      // The data checksum too (one pass over the file, far cheaper than a training step's reading of
+      // it): a flipped token passes every other check and would train silently on wrong tokens.
+      TokenCache c = open_token_cache(dir, key, /*verify_data=*/true);
       say(fmt::format("token cache: loaded {} ({} examples, {} tokens)", dir.string(), c.view().num_examples,
                       c.view().num_tokens()));
       return c;

@@ -36,7 +36,16 @@ int64_t get_int(const nlohmann::json& j, const char* key, const std::string& sou
   return j[key].get<int64_t>();
 }
 
-// step_NNNNNNN folders of a run, newest first.
+// The hash trainer_state.json carries of itself: XXH64 of its compact dump without the field. A
+// parsed JSON dumps to the same text it was dumped from (nlohmann's numbers round-trip).
+const char* kStateHashField = "state_xxh64";
+std::string state_hash(nlohmann::json j) {
+  j.erase(kStateHashField);
+  const std::string text = j.dump();
+  return fmt::format("{:016x}", xxh64(text.data(), text.size()));
+}
+
+// step_NNNNNNN folders of a run, newest first. A name whose number does not fit is not a checkpoint.
 std::vector<std::pair<int64_t, fs::path>> checkpoint_dirs(const fs::path& run_dir) {
   std::vector<std::pair<int64_t, fs::path>> out;
   const fs::path root = run_dir / "checkpoints";
@@ -47,6 +56,7 @@ std::vector<std::pair<int64_t, fs::path>> checkpoint_dirs(const fs::path& run_di
     if (name.size() <= 5 || name.compare(0, 5, "step_") != 0 || !entry.is_directory()) continue;
     const std::string digits = name.substr(5);
     if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
+    if (digits.size() > 18) continue;
     out.emplace_back(std::stoll(digits), entry.path());
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
@@ -76,9 +86,10 @@ nlohmann::json TrainerState::to_json() const {
 
 TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) throw Error(source + ": not a JSON object");
-  if (get_int(j, "format", source) != kCheckpointFormat)
-    throw Error(fmt::format("{}: checkpoint format {} is not the supported {}", source, j["format"].dump(),
-                            kCheckpointFormat));
+  const int64_t format = get_int(j, "format", source);
+  if (format != 1 && format != kCheckpointFormat)
+    throw Error(fmt::format("{}: checkpoint format {} is not one this build reads (1 and {})", source,
+                            j["format"].dump(), kCheckpointFormat));
   TrainerState s;
   s.step = get_int(j, "step", source);
   s.tokens_seen = get_int(j, "tokens_seen", source);
@@ -155,6 +166,9 @@ fs::path save_checkpoint(const fs::path& run_dir, const TrainerState& state, con
     for (const char* f : {kWeightsFile, kOptimizerFile, kRngFile})
       js["files"][f] = {{"bytes", static_cast<int64_t>(fs::file_size(tmp / f))},
                         {"xxh64", fmt::format("{:016x}", xxh64_file(tmp / f))}};
+    js["files"][kConfigFile] = {{"bytes", static_cast<int64_t>(config_yaml.size())},
+                                {"xxh64", fmt::format("{:016x}", xxh64(config_yaml.data(), config_yaml.size()))}};
+    js[kStateHashField] = state_hash(js);
     write_text_file_atomically(tmp / kStateFile, js.dump(2) + "\n");
     write_text_file_atomically(tmp / kConfigFile, config_yaml);
     // A checkpoint of the same step from an interrupted earlier attempt is replaced.
@@ -184,11 +198,18 @@ void validate_checkpoint(const fs::path& dir) {
     throw Error(fmt::format("{}: not valid JSON: {}", state_path.string(), e.what()));
   }
   TrainerState::from_json(j, state_path.string());
+  const bool hashes_itself = j["format"] == kCheckpointFormat;
+  if (hashes_itself && (!j.contains(kStateHashField) || j[kStateHashField] != state_hash(j)))
+    throw Error(fmt::format("{}: content hash differs from the one recorded at save time (the counters, data cursor "
+                            "or schedule were changed or damaged)",
+                            state_path.string()));
   if (!j.contains("optimizer") || !j["optimizer"].is_object())
     throw Error(state_path.string() + ": field 'optimizer' is missing or not an object");
   if (!j.contains("files") || !j["files"].is_object())
     throw Error(state_path.string() + ": field 'files' is missing or not an object");
-  for (const char* f : {kWeightsFile, kOptimizerFile, kRngFile}) {
+  std::vector<const char*> hashed = {kWeightsFile, kOptimizerFile, kRngFile};
+  if (hashes_itself) hashed.push_back(kConfigFile);
+  for (const char* f : hashed) {
     const nlohmann::json& rec = j["files"].value(f, nlohmann::json());
     if (!rec.is_object() || !rec.contains("bytes") || !rec.contains("xxh64"))
       throw Error(fmt::format("{}: no size and hash recorded for {}", state_path.string(), f));
@@ -197,7 +218,9 @@ void validate_checkpoint(const fs::path& dir) {
       throw Error(fmt::format("{}: {} bytes, but {} were written", (dir / f).string(), bytes, rec["bytes"].dump()));
     if (rec["xxh64"] != fmt::format("{:016x}", xxh64_file(dir / f)))
       throw Error(fmt::format("{}: content hash differs from the one recorded at save time", (dir / f).string()));
-    SafetensorsFile check(dir / f);  // header and sizes
+    if (f != kConfigFile) {
+      SafetensorsFile check(dir / f);  // header and sizes
+    }
   }
 }
 

@@ -20,7 +20,9 @@
 
 namespace mt {
 
-constexpr int kCheckpointFormat = 1;
+// Format 2 records a hash of trainer_state.json's own content and of config.yaml (format 1, still
+// read, covered the tensor files only: a flipped bit in the data cursor resumed another run).
+constexpr int kCheckpointFormat = 2;
 
 // Counters and positions of a run, saved with each checkpoint.
 struct TrainerState {

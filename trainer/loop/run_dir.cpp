@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "models/atomic_file.h"
@@ -15,14 +16,26 @@ namespace {
 
 using LogFn = std::function<void(const std::string&)>;
 
-void prepare_run_dir(const fs::path& run_dir) {
+// "NAME.tmp.PID" (write_file_atomically), ".NAME.tmp-PID" (an export's folder) and "NAME.old-PID"
+// (publish_directory's replaced folder): what a kill during a write leaves.
+bool is_interrupted_write(const std::string& name) {
+  const auto pid_after = [&](const std::string& marker) {
+    const size_t at = name.rfind(marker);
+    if (at == std::string::npos || at == 0) return false;
+    const std::string pid = name.substr(at + marker.size());
+    return !pid.empty() && std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  return pid_after(".tmp.") || pid_after(".old-") || (name[0] == '.' && pid_after(".tmp-"));
+}
+
+void remove_interrupted_writes(const fs::path& dir, const LogFn& log) {
   std::error_code ec;
-  fs::create_directories(run_dir, ec);
-  if (ec) throw Error(fmt::format("{}: cannot create the run directory: {}", run_dir.string(), ec.message()));
-  // Temporary folders of checkpoint writes that a kill interrupted.
-  if (fs::is_directory(run_dir / "checkpoints"))
-    for (const auto& e : fs::directory_iterator(run_dir / "checkpoints"))
-      if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path(), ec);
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!is_interrupted_write(name) && !(dir.filename() == "checkpoints" && name.rfind(".tmp-", 0) == 0)) continue;
+    fs::remove_all(e.path(), ec);
+    if (log) log(fmt::format("removed {}, left by an interrupted write", e.path().string()));
+  }
 }
 
 std::optional<LoadedCheckpoint> checkpoint_to_resume(const fs::path& run_dir, const std::string& resume,
@@ -53,10 +66,18 @@ void check_resume_compatible(const LoadedCheckpoint& ckpt, const TrainConfig& co
 
 }  // namespace
 
-std::optional<LoadedCheckpoint> open_run_dir(const TrainConfig& config, const std::string& resume, bool main_rank,
-                                             const LogFn& log) {
+std::unique_ptr<DirLock> lock_run_dir(const fs::path& run_dir, const LogFn& log) {
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  if (ec) throw Error(fmt::format("{}: cannot create the run directory: {}", run_dir.string(), ec.message()));
+  auto lock = std::make_unique<DirLock>(run_dir, "run directory");
+  remove_interrupted_writes(run_dir, log);
+  if (fs::is_directory(run_dir / "checkpoints")) remove_interrupted_writes(run_dir / "checkpoints", log);
+  return lock;
+}
+
+std::optional<LoadedCheckpoint> open_run_dir(const TrainConfig& config, const std::string& resume, const LogFn& log) {
   const fs::path run_dir = config.output.run_dir;
-  if (main_rank) prepare_run_dir(run_dir);
   std::optional<LoadedCheckpoint> ckpt = checkpoint_to_resume(run_dir, resume, log);
   if (ckpt) {
     check_resume_compatible(*ckpt, config);

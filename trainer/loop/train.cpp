@@ -410,7 +410,7 @@ TrainOutcome training_in_run_dir(const RunStart& start) {
   const bool main_rank = dist.is_main();
   const fs::path run_dir = config.output.run_dir;
   // Open the run: its directory, and the checkpoint to resume from.
-  const std::optional<LoadedCheckpoint> ckpt = open_run_dir(config, resume, main_rank, log);
+  const std::optional<LoadedCheckpoint> ckpt = open_run_dir(config, resume, log);
   // The weights: the model and the alignment scorer, the checkpoint's when resuming.
   TrainedWeights model = load_trained_weights(config, ckpt, device);
   // The data and the loader at the checkpoint's cursor.
@@ -484,8 +484,11 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   load_nan_steps_from_env();
   // A start that fails leaves no run directory behind when this command made it; a run that fails
   // once started keeps its directory, and its train.log ends with the error.
+  // The lock is taken outside the try: a run refused because another process holds the directory
+  // must not remove it.
   std::error_code ec;
   const bool new_run_dir = main_rank && !fs::exists(run_dir, ec);
+  const std::unique_ptr<DirLock> lock = main_rank ? lock_run_dir(run_dir, log) : nullptr;
   RunStart start{config, resume, dist, device, config_yaml, progress, run_log, log};
   try {
     return training_in_run_dir(start);

@@ -12,6 +12,7 @@
 #include "models/chat_template.h"
 #include "models/error.h"
 #include "models/hf_config.h"
+#include "trainer/base/dir_lock.h"
 #include "trainer/base/fault_injection.h"
 #include "trainer/dist/distributed.h"
 #include "trainer/loop/train.h"
@@ -37,7 +38,14 @@ PipelineOutcome run_pipeline(const PipelineConfig& config, bool resume) {
   ctx.config = config;
   ctx.run_dir = fs::path(config.output.run_dir);
   const fs::path saved = ctx.run_dir / kPipelineConfigFile;
-  if (fs::exists(saved)) {
+  const bool has_run = fs::exists(saved);
+  if (!has_run && fs::exists(ctx.run_dir) && !is_empty_but_for_lock(ctx.run_dir))
+    throw Error(fmt::format("{}: the run directory exists and is not empty, and holds no pipeline run; choose an "
+                            "empty or new --run-dir",
+                            ctx.run_dir.string()));
+  fs::create_directories(ctx.run_dir);
+  const DirLock lock(ctx.run_dir, "pipeline run directory");  // one process per run: a second is refused
+  if (has_run) {
     if (!resume)
       throw Error(fmt::format("{}: this run directory already holds a pipeline run; continue it with --resume, or "
                               "choose another --run-dir",
@@ -50,11 +58,6 @@ PipelineOutcome run_pipeline(const PipelineConfig& config, bool resume) {
                               ctx.run_dir.string(), saved.string(), fmt::join(diffs, "\n  ")));
   } else {
     if (resume) log(fmt::format("{}: no pipeline run there yet; starting one", ctx.run_dir.string()));
-    if (fs::exists(ctx.run_dir) && !fs::is_empty(ctx.run_dir))
-      throw Error(fmt::format("{}: the run directory exists and is not empty, and holds no pipeline run; choose an "
-                              "empty or new --run-dir",
-                              ctx.run_dir.string()));
-    fs::create_directories(ctx.run_dir);
     write_text_file_atomically(saved, pipeline_config_to_yaml(config));
   }
   const auto t0 = std::chrono::steady_clock::now();

@@ -22,7 +22,10 @@ namespace fs = std::filesystem;
 MetricsWriter::MetricsWriter(const fs::path& run_dir, int64_t resume_bytes, bool tensorboard)
     : path_(run_dir / "metrics.jsonl") {
   std::error_code ec;
-  if (resume_bytes >= 0 && fs::exists(path_, ec)) {
+  // A resumed run whose metrics.jsonl was deleted starts a new one; its length, not the
+  // checkpoint's, is what the next checkpoint records (else the second resume finds it "short").
+  const bool append = resume_bytes >= 0 && fs::exists(path_, ec);
+  if (append) {
     const auto size = static_cast<int64_t>(fs::file_size(path_, ec));
     if (!ec && size < resume_bytes)
       throw Error(fmt::format("{}: {} bytes, shorter than the {} the checkpoint recorded", path_.string(), size,
@@ -30,9 +33,9 @@ MetricsWriter::MetricsWriter(const fs::path& run_dir, int64_t resume_bytes, bool
     fs::resize_file(path_, static_cast<uintmax_t>(resume_bytes), ec);
     if (ec) throw Error(fmt::format("{}: cannot truncate to the checkpoint's position: {}", path_.string(), ec.message()));
   }
-  file_ = std::fopen(path_.c_str(), resume_bytes >= 0 ? "ab" : "wb");
+  file_ = std::fopen(path_.c_str(), append ? "ab" : "wb");
   if (file_ == nullptr) throw Error(fmt::format("{}: cannot open for writing: {}", path_.string(), std::strerror(errno)));
-  bytes_ = resume_bytes >= 0 ? resume_bytes : 0;
+  bytes_ = append ? resume_bytes : 0;
   if (tensorboard) tb_ = std::make_unique<TensorBoardWriter>(run_dir / "tensorboard");
 }
 

@@ -2,10 +2,8 @@
 // invocation), the finished runs skipped, each run's folder prepared and its shared stages copied,
 // then the runs in this process (run_pipeline) or, with --jobs N, as child processes
 // (parallel_runs.h), one folder lock per sweep.
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +13,7 @@
 
 #include "models/atomic_file.h"
 #include "models/error.h"
+#include "trainer/base/dir_lock.h"
 #include "trainer/base/jsonl.h"
 #include "trainer/method/pipeline.h"
 #include "trainer/method/run_layout.h"
@@ -81,31 +80,14 @@ void prepare_run_folder(Sweep& sw, size_t i) {
   }
   if (fs::exists(run) && !fs::is_empty(run))
     for (const auto& entry : fs::directory_iterator(run))
-      if (!is_copy_in_progress(entry.path()) && entry.path().filename() != "pipeline.log")
+      if (!is_copy_in_progress(entry.path()) && entry.path().filename() != "pipeline.log" &&
+          entry.path().filename() != kDirLockFile)
         throw Error(fmt::format("{}: the run folder exists and holds no pipeline run (no pipeline.yaml); move it away",
                                 run.string()));
   fs::create_directories(run);
   write_text_file_atomically(saved, pipeline_config_to_yaml(sw.configs[i]));
 }
 
-// One sweep process per sweep folder: a second one would start the same runs.
-struct SweepLock {
-  int fd = -1;
-  explicit SweepLock(const fs::path& dir) {
-    const std::string file = (dir / ".sweep.lock").string();
-    fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) throw Error(fmt::format("{}: cannot open: {}", file, std::strerror(errno)));
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      ::close(fd);
-      throw Error(fmt::format("{}: another maintune sweep is running in this folder", dir.string()));
-    }
-  }
-  ~SweepLock() {
-    if (fd >= 0) ::close(fd);
-  }
-  SweepLock(const SweepLock&) = delete;
-  SweepLock& operator=(const SweepLock&) = delete;
-};
 
 // The settings to run, in order; the runs recorded complete whose report is there are skipped
 // (counted in `outcome`), and a complete one whose report is gone runs again.
@@ -187,7 +169,7 @@ SweepOutcome run_sweep(const SweepSpec& spec, const SweepOptions& options) {
   if (options.jobs < 1) throw Error(fmt::format("sweep: --jobs must be at least 1, got {}", options.jobs));
   Sweep sw = open_sweep(spec, options.run_dir);  // every setting checked before anything runs
   fs::create_directories(sw.dir / "runs");
-  const SweepLock lock(sw.dir);
+  const DirLock lock(sw.dir, "sweep folder");  // a second sweep process would start the same runs
   sw.record = initial_record(sw, fixed_overrides(spec));
   SweepOutcome outcome;
   const std::vector<size_t> todo = runs_to_do(sw, outcome);
