@@ -201,7 +201,8 @@ TEST_CASE("json_read: a 2M-deep value in a safetensors header or index is refuse
   const fs::path dir = tmp.path / "sharded";
   fs::create_directories(dir);
   write_safetensors(dir / "a.safetensors", json{{"w", entry}}.dump(), 4);
-  write_file(dir / "model.safetensors.index.json", with_value(json{{"metadata", "@DEEP@"}, {"weight_map", {{"w", "a.safetensors"}}}}, deep));
+  const json index = {{"metadata", "@DEEP@"}, {"weight_map", {{"w", "a.safetensors"}}}};
+  write_file(dir / "model.safetensors.index.json", with_value(index, deep));
   refused_quickly([&] { mt::load_safetensors_dir(dir); }, {(dir / "model.safetensors.index.json").string(), kTooDeep});
   write_file(dir / "model.safetensors.index.json", R"({"weight_map": {"w": "a.safetensors", "w": "b.safetensors"}})");
   require_error([&] { mt::load_safetensors_dir(dir); }, {"model.safetensors.index.json: duplicate key 'w'"});
@@ -249,8 +250,9 @@ TEST_CASE("json_read: tokenizer.json and tokenizer_config.json with a 2M-deep va
   const fs::path src = mt::test::tokenizer_fixture("tiny_bpe") / "tokenizer.json";
   const json tok = mt::test::read_json(src);
   const std::string deep = nested(kHostile);
-  for (const std::vector<std::string>& path : {std::vector<std::string>{"pre_tokenizer"}, {"decoder"}, {"model", "vocab"},
-                                              {"added_tokens"}}) {
+  const std::vector<std::vector<std::string>> paths = {
+      {"pre_tokenizer"}, {"decoder"}, {"model", "vocab"}, {"added_tokens"}};
+  for (const std::vector<std::string>& path : paths) {
     json j = tok;
     json* slot = &j;
     for (const auto& k : path) slot = &(*slot)[k];
@@ -309,13 +311,14 @@ TEST_CASE("json_read: data records with a 2M-deep field, 1e400 or duplicate keys
 
   // Token-id records (score, generate): prompt_ids or any other field.
   const fs::path ids = tmp.path / "ids.jsonl";
+  const auto ignore = [](const json&, int64_t) {};
   for (const char* key : {"prompt_ids", "target_ids", "id"}) {
     write_file(ids, R"({"prompt_ids": [1, 2]})" "\n" + with_value(json{{key, "@DEEP@"}}, deep) + "\n");
     INFO(key);
-    refused_quickly([&] { mt::for_each_jsonl(ids, [](const json&, int64_t) {}); }, {ids.string() + ":2: JSON " + kTooDeep});
+    refused_quickly([&] { mt::for_each_jsonl(ids, ignore); }, {ids.string() + ":2: JSON " + kTooDeep});
   }
   write_file(ids, R"({"prompt_ids": [1], "prompt_ids": [2]})" "\n");
-  require_error([&] { mt::for_each_jsonl(ids, [](const json&, int64_t) {}); }, {ids.string() + ":1: duplicate key 'prompt_ids'"});
+  require_error([&] { mt::for_each_jsonl(ids, ignore); }, {ids.string() + ":1: duplicate key 'prompt_ids'"});
 }
 
 TEST_CASE("json_read: the maintune process refuses a 2M-deep record with exit code 1", "[json][cli]") {

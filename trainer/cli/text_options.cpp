@@ -10,7 +10,6 @@
 #include "models/chat_template.h"
 #include "models/error.h"
 #include "models/json_read.h"
-#include "models/read_file.h"
 #include "trainer/base/jsonl.h"
 
 namespace mt::cli {

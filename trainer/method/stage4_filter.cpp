@@ -29,7 +29,8 @@ std::vector<json> read_candidates(const Context& ctx) {
   const fs::path file = synthesis_dir(ctx) / "candidates.jsonl";
   std::ifstream in(file, std::ios::binary);
   std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) cands.push_back(parse_json(line, fmt::format("{}:{}", file.string(), n)));
+  for (int64_t n = 1; std::getline(in, line); ++n)
+    cands.push_back(parse_json(line, fmt::format("{}:{}", file.string(), n)));
   return cands;
 }
 
