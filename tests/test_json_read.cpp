@@ -14,6 +14,9 @@
 #include "tests/test_util.h"
 #include "trainer/base/jsonl.h"
 #include "trainer/data/data_formats.h"
+#include "trainer/method/chunk_progress.h"
+#include "trainer/method/run_layout.h"
+#include "trainer/method/stage_record.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -330,4 +333,21 @@ TEST_CASE("json_read: the maintune process refuses a 2M-deep record with exit co
   INFO(r.output);
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.output, MT_HAS(ids.string() + ":1: JSON " + kTooDeep));
+}
+
+TEST_CASE("json_read: where a bad document means absent or damaged, a 2M-deep one does too", "[json][chunk_progress]") {
+  TempDir tmp("json_absent");
+  const std::string deep = nested(kHostile);
+  write_file(tmp.path / "summary.json", deep);
+  CHECK(mt::read_json_or_null(tmp.path / "summary.json").is_null());
+  write_file(tmp.path / "summary.json", R"({"a": 1})");
+  CHECK(mt::read_json_or_null(tmp.path / "summary.json") == json{{"a", 1}});
+
+  const fs::path dir = tmp.path / "chunks";
+  fs::create_directories(dir);
+  write_file(dir / "plan.json", with_value(json{{"items", 8}, {"chunk_size", 4}, {"key", "@DEEP@"}}, deep));
+  refused_quickly([&] { mt::read_chunks(dir, {8, 4, "model-a"}); }, {(dir / "plan.json").string(), "not valid JSON"});
+
+  write_file(tmp.path / mt::kStageRecordFile, with_value(json{{"complete", "@DEEP@"}}, deep));
+  refused_quickly([&] { mt::read_stage_record(tmp.path); }, {mt::kStageRecordFile, "not valid JSON"});
 }
