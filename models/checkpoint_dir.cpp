@@ -10,6 +10,7 @@
 
 #include "models/atomic_file.h"
 #include "models/error.h"
+#include "models/json_read.h"
 #include "models/safetensors.h"
 
 namespace mt {

@@ -5,11 +5,10 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
 #include <sstream>
 
-#include "models/read_file.h"
 #include "models/error.h"
+#include "models/json_read.h"
 
 namespace mt {
 namespace {
@@ -117,15 +116,6 @@ std::vector<int64_t> parse_token_ids(const json& j, const char* key, const std::
     fail(source, fmt::format("field '{}' must be an integer or a list of integers, got {}", key, v.dump()));
   }
   return ids;
-}
-
-nlohmann::json read_json_file(const std::filesystem::path& file) {
-  const std::string text = read_file(file);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(fmt::format("{}: invalid JSON at byte {}: {}", file.string(), e.byte, e.what()));
-  }
 }
 
 ModelConfig parse_hf_config(const json& j, const std::string& source) {

@@ -52,7 +52,5 @@ ModelConfig parse_hf_config(const nlohmann::json& j, const std::string& source);
 ModelConfig load_hf_config(const std::filesystem::path& file);
 // A token-id field that may be null/absent (empty result), an integer, or a list of integers.
 std::vector<int64_t> parse_token_ids(const nlohmann::json& j, const char* key, const std::string& source);
-// Reads a JSON file with an error naming the file and the byte position of a syntax error.
-nlohmann::json read_json_file(const std::filesystem::path& file);
 
 }  // namespace mt

@@ -10,6 +10,7 @@
 #include "models/chat_template.h"
 #include "models/error.h"
 #include "models/hf_config.h"
+#include "models/json_read.h"
 #include "models/read_file.h"
 
 namespace mt {

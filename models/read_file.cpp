@@ -1,4 +1,5 @@
-// Whole-file reads with errors naming the file (see read_file.h).
+// Whole-file reads with errors naming the file (see read_file.h), and the file variant of the
+// bounded JSON parse (json_read.h; here because json_read.cpp stays free of fmt and torch).
 #include "models/read_file.h"
 
 #include <fmt/format.h>
@@ -9,6 +10,7 @@
 #include <memory>
 
 #include "models/error.h"
+#include "models/json_read.h"
 
 namespace mt {
 
@@ -30,6 +32,10 @@ std::string read_file(const std::filesystem::path& file, const std::string& what
   }
   if (std::ferror(f.get())) throw Error(fmt::format("{}: cannot read{}: {}", file.string(), role, std::strerror(errno)));
   return text;
+}
+
+nlohmann::json read_json_file(const std::filesystem::path& file, const std::string& what, const JsonLimits& limits) {
+  return parse_json(read_file(file, what, limits.max_bytes), file.string(), limits);
 }
 
 }  // namespace mt

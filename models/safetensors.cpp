@@ -22,6 +22,7 @@
 #include <system_error>
 
 #include "models/atomic_file.h"
+#include "models/json_read.h"
 #include "models/read_file.h"
 #include "models/error.h"
 
@@ -89,13 +90,7 @@ bool is_plain_file_name(const std::string& s) {
 std::map<std::string, at::Tensor> load_indexed(const fs::path& dir, const fs::path& index_path,
                                                const c10::TensorOptions& options) {
   const std::string idx = index_path.string();
-  const std::string text = read_file(index_path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(idx + ": not valid JSON: " + e.what());
-  }
+  const nlohmann::json j = read_json_file(index_path, "safetensors index");
   if (!j.is_object()) throw Error(idx + ": index must be a JSON object, got " + j.type_name());
   auto wm = j.find("weight_map");
   if (wm == j.end()) throw Error(idx + ": missing \"weight_map\"");

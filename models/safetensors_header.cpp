@@ -1,17 +1,17 @@
 // Parser and validator of the safetensors header: 8-byte little-endian length, then a JSON table
 // {name: {dtype, shape, data_offsets}, "__metadata__": {str: str}}. As strict as the reference Rust
-// implementation (tensor ranges tile the data section exactly), plus duplicate-key detection,
-// which a plain nlohmann parse would hide by keeping the last value.
+// implementation (tensor ranges tile the data section exactly), plus duplicate-key detection
+// (through json_read, which a plain nlohmann parse would hide by keeping the last value).
 #include "models/safetensors_header.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <tuple>
 
 #include "models/error.h"
+#include "models/json_read.h"
 
 namespace mt {
 namespace {
@@ -65,45 +65,18 @@ std::string range_str(uint64_t begin, uint64_t end) {
   return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
 }
 
-// Remembers the first duplicate key seen anywhere in the JSON, with enough context to name it.
-// Filled by nlohmann's parser callback, which sees every key before the map swallows repeats.
-struct DuplicateKeys {
-  struct Frame {
-    std::set<std::string> keys;
-    std::string current;
-  };
-  std::vector<Frame> stack;
-  std::string first;  // message for the first duplicate; empty if none
-
-  bool on_event(json::parse_event_t event, const json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start: stack.emplace_back(); break;
-      case json::parse_event_t::object_end:
-        if (!stack.empty()) stack.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        if (stack.empty() || !parsed.is_string()) break;
-        Frame& frame = stack.back();
-        const std::string& key = parsed.get_ref<const std::string&>();
-        if (!frame.keys.insert(key).second && first.empty()) first = describe(key);
-        frame.current = key;
-        break;
-      }
-      default: break;
-    }
-    return true;  // keep every value
+// The message for a duplicate key (json_read refuses them all; nlohmann alone would keep the last
+// value), worded in the header's own terms.
+std::string describe_duplicate(const std::vector<std::string>& path) {
+  const std::string& key = path.back();
+  if (path.size() == 1) {
+    return key == "__metadata__" ? "duplicate key '__metadata__'" : "duplicate tensor name " + quote(key);
   }
-
-  std::string describe(const std::string& key) const {
-    if (stack.size() == 1) {
-      return key == "__metadata__" ? "duplicate key '__metadata__'" : "duplicate tensor name " + quote(key);
-    }
-    const std::string& parent = stack[0].current;
-    if (stack.size() == 2 && parent == "__metadata__") return "__metadata__: duplicate key " + quote(key);
-    if (stack.size() == 2) return "tensor " + quote(parent) + ": duplicate field " + quote(key);
-    return "duplicate JSON key " + quote(key) + " under " + quote(parent);
-  }
-};
+  const std::string& parent = path[0];
+  if (path.size() == 2 && parent == "__metadata__") return "__metadata__: duplicate key " + quote(key);
+  if (path.size() == 2) return "tensor " + quote(parent) + ": duplicate field " + quote(key);
+  return "duplicate JSON key " + quote(key) + " under " + quote(parent);
+}
 
 [[noreturn]] void fail(const std::string& file, const std::string& msg) { throw Error(file + ": " + msg); }
 
@@ -242,17 +215,11 @@ StHeader parse_checked(const uint8_t* data, size_t size, const std::string& file
   }
 
   const char* text = reinterpret_cast<const char*>(data + 8);
-  DuplicateKeys dups;
-  json j;
-  try {
-    j = json::parse(text, text + n, [&dups](int, json::parse_event_t event, json& parsed) {
-      return dups.on_event(event, parsed);
-    });
-  } catch (const json::parse_error& e) {
-    // e.what() carries line/column and the offending text; nlohmann also rejects invalid UTF-8 here.
-    fail(file, std::string("header is not valid JSON: ") + e.what());
-  }
-  if (!dups.first.empty()) fail(file, dups.first);
+  JsonLimits limits;
+  limits.describe_duplicate = describe_duplicate;
+  // Errors read "FILE: header: invalid JSON at byte N ..." (N counted from the header's start); the
+  // parse also rejects invalid UTF-8, nesting deeper than the limit and numbers beyond double.
+  const json j = parse_json(std::string_view(text, n), file + ": header", limits);
   if (!j.is_object()) fail(file, std::string("header JSON must be an object, got ") + j.type_name());
 
   StHeader h;

@@ -17,6 +17,7 @@
 #include "models/bpe_tokenizer.h"
 #include "models/read_file.h"
 #include "models/error.h"
+#include "models/json_read.h"
 #include "models/sentencepiece_tokenizer.h"
 
 namespace mt {
@@ -25,16 +26,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-json parse_json_file(const fs::path& file, const json::parser_callback_t& cb = nullptr) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open for reading", file.string()));
-  try {
-    return json::parse(in, cb);
-  } catch (const json::parse_error& e) {
-    throw Error(fmt::format("{}: invalid JSON at byte {}: {}", file.string(), e.byte, e.what()));
-  }
-}
 
 // A tiktoken file is text lines "<base64 token> <rank>"; a SentencePiece model is a binary protobuf.
 bool looks_like_tiktoken(const fs::path& file) {
@@ -92,15 +83,9 @@ struct JsonKind {
 };
 
 JsonKind inspect_tokenizer_json(const fs::path& file) {
-  std::string top_key;
-  const json::parser_callback_t skip_vocab = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::key && depth == 1) top_key = parsed.get<std::string>();
-    if (event == json::parse_event_t::key && depth == 2 && top_key == "model" &&
-        (parsed == "vocab" || parsed == "merges"))
-      return false;
-    return true;
-  };
-  const json j = parse_json_file(file, skip_vocab);
+  JsonLimits skip_vocab;
+  skip_vocab.skip = {{"model", "vocab"}, {"model", "merges"}};
+  const json j = read_json_file(file, "tokenizer file", skip_vocab);
   if (!j.is_object()) throw Error(fmt::format("{}: expected a JSON object", file.string()));
   if (!j.contains("model") || !j["model"].is_object())
     throw Error(fmt::format("{}: missing object 'model'", file.string()));
@@ -336,7 +321,7 @@ void read_chat_template(const json& cfg, const std::string& file, std::string* c
 void apply_tokenizer_config(const Tokenizer& tok, const Backend& b, const fs::path& cfg_path, SpecialTokens& sp,
                             std::string* chat_template) {
   const std::string file = cfg_path.string();
-  const json cfg = parse_json_file(cfg_path);
+  const json cfg = read_json_file(cfg_path, "tokenizer config");
   if (!cfg.is_object()) throw Error(fmt::format("{}: expected a JSON object", file));
   apply_added_tokens_decoder(b, sp, cfg, file);
   apply_named(tok, sp, cfg, file);
@@ -345,7 +330,7 @@ void apply_tokenizer_config(const Tokenizer& tok, const Backend& b, const fs::pa
 }
 
 void apply_special_tokens_map(const Tokenizer& tok, const fs::path& map_path, SpecialTokens& sp) {
-  const json m = parse_json_file(map_path);
+  const json m = read_json_file(map_path, "special tokens map");
   if (!m.is_object()) throw Error(fmt::format("{}: expected a JSON object", map_path.string()));
   apply_named(tok, sp, m, map_path.string());
 }

@@ -7,7 +7,7 @@
 
 #include "models/bpe_vocab.h"
 #include "models/error.h"
-#include "models/hf_config.h"  // read_json_file
+#include "models/json_read.h"
 
 namespace mt {
 

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "models/checkpoint_dir.h"
+#include "models/json_read.h"
 #include "models/safetensors.h"
 #include "tests/test_util.h"
 

@@ -270,10 +270,10 @@ TEST_CASE("safetensors: rejects files too short or with a bad header length", "[
 
 TEST_CASE("safetensors: rejects headers that are not a JSON object", "[safetensors]") {
   TempDir tmp("bad_json");
-  require_bad_file(write_raw(tmp / "trunc.safetensors", R"({"w": )", 0), {"not valid JSON", "parse error"});
-  require_bad_file(write_raw(tmp / "utf8.safetensors", "{\"\xff\": 1}", 0), {"not valid JSON", "UTF-8"});
+  require_bad_file(write_raw(tmp / "trunc.safetensors", R"({"w": )", 0), {"header: invalid JSON", "parse error"});
+  require_bad_file(write_raw(tmp / "utf8.safetensors", "{\"\xff\": 1}", 0), {"header: invalid JSON", "UTF-8"});
   require_bad_file(write_raw(tmp / "array.safetensors", "[1, 2]", 0), {"must be an object", "array"});
-  require_bad_file(write_raw(tmp / "comment.safetensors", "{} // x", 0), {"not valid JSON"});
+  require_bad_file(write_raw(tmp / "comment.safetensors", "{} // x", 0), {"header: invalid JSON"});
 }
 
 TEST_CASE("safetensors: rejects bad tensor entries, naming the tensor", "[safetensors]") {
@@ -397,7 +397,7 @@ TEST_CASE("safetensors: directory loader rejects inconsistent indexes", "[safete
   const fs::path nonstr = make("nonstr", R"({"weight_map":{"a":1}})", {});
   require_error([&] { mt::load_safetensors_dir(nonstr); }, {idx, "weight_map['a']", "must be a string"});
   const fs::path badjson = make("badjson", R"({"weight_map":)", {});
-  require_error([&] { mt::load_safetensors_dir(badjson); }, {idx, "not valid JSON"});
+  require_error([&] { mt::load_safetensors_dir(badjson); }, {idx, "invalid JSON"});
 
   const fs::path neither = tmp / "neither";
   fs::create_directories(neither);

@@ -6,10 +6,11 @@
 
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 
 #include "models/error.h"
+#include "models/json_read.h"
+#include "models/read_file.h"
 
 namespace mt {
 namespace fs = std::filesystem;
@@ -80,12 +81,7 @@ void for_each_jsonl(const std::filesystem::path& file,
     if (too_long)
       throw Error(fmt::format("{}:{}: line longer than {} bytes", input_name(file), line_no, max_line_bytes));
     if (line.find_first_not_of(" \t") == std::string::npos) return;
-    nlohmann::json obj;
-    try {
-      obj = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw Error(fmt::format("{}:{}: invalid JSON at column {}: {}", input_name(file), line_no, e.byte, e.what()));
-    }
+    const nlohmann::json obj = parse_json(line, fmt::format("{}:{}", input_name(file), line_no));
     if (!obj.is_object()) throw Error(fmt::format("{}:{}: expected a JSON object", input_name(file), line_no));
     fn(obj, line_no);
   });
@@ -110,9 +106,13 @@ std::vector<int64_t> json_token_ids(const nlohmann::json& obj, const char* key, 
 }
 
 nlohmann::json read_json_or_null(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return nlohmann::json();
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  std::string text;
+  try {
+    text = read_file(file);
+  } catch (const Error&) {
+    return nlohmann::json();
+  }
+  nlohmann::json j = parse_json_or_discarded(text);
   return j.is_discarded() ? nlohmann::json() : j;
 }
 

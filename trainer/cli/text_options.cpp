@@ -9,7 +9,7 @@
 
 #include "models/chat_template.h"
 #include "models/error.h"
-#include "models/read_file.h"
+#include "models/json_read.h"
 #include "trainer/base/jsonl.h"
 
 namespace mt::cli {
@@ -62,12 +62,7 @@ InputRecords read_input_records(const Args& args, const std::string& data) {
     uses_text = uses_text || json_uses_text(obj);
   };
   if (is_json_array_file(data)) {
-    nlohmann::json array;
-    try {
-      array = nlohmann::json::parse(read_file(data, "data file"));
-    } catch (const nlohmann::json::parse_error& e) {
-      throw Error(fmt::format("{}: invalid JSON at byte {}: {}", data, e.byte, e.what()));
-    }
+    const nlohmann::json array = read_json_file(data, "data file");
     if (!array.is_array()) throw Error(fmt::format("{}: expected a JSON array of objects", data));
     if (array.empty()) throw Error(fmt::format("{}: an empty JSON array, no records", data));
     for (size_t i = 0; i < array.size(); ++i) {

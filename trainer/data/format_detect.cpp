@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "models/error.h"
+#include "models/json_read.h"
 #include "trainer/base/jsonl.h"
 #include "trainer/data/record_reader.h"
 #include "trainer/data/text_chars.h"
@@ -30,23 +31,15 @@ json first_record(const fs::path& path, char first) {
     const std::string text = read_whole_file(path, c.max_file_bytes);
     const auto spans = array_elements(text, name).spans;
     if (spans.empty()) throw Error(fmt::format("{}: empty array, cannot tell its format", name));
-    try {
-      obj = json::parse(text.begin() + static_cast<std::ptrdiff_t>(spans[0].begin),
-                        text.begin() + static_cast<std::ptrdiff_t>(spans[0].end));
-    } catch (const json::parse_error& e) {
-      throw Error(fmt::format("{}: [element 0]: invalid JSON: {}", name, parse_error_text(e)));
-    }
+    obj = parse_json(std::string_view(text).substr(spans[0].begin, spans[0].end - spans[0].begin),
+                     fmt::format("{}: [element 0]", name));
   } else {
     bool done = false;
     for_each_line(path, c.max_line_bytes, [&](const std::string& line, int64_t line_no, bool too_long) {
       if (done || (!too_long && is_blank(line))) return;
       done = true;
       if (too_long) throw Error(fmt::format("{}:{}: line longer than max_line_bytes", name, line_no));
-      try {
-        obj = json::parse(line);
-      } catch (const json::parse_error& e) {
-        throw Error(fmt::format("{}:{}: invalid JSON: {}", name, line_no, parse_error_text(e)));
-      }
+      obj = parse_json(line, fmt::format("{}:{}", name, line_no));
     });
   }
   return obj;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "models/json_read.h"
 #include "trainer/base/jsonl.h"
 #include "trainer/data/record_fields.h"
 #include "trainer/data/text_chars.h"
@@ -16,13 +17,6 @@ namespace mt {
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
-
-std::string parse_error_text(const json::parse_error& e) {
-  std::string m = e.what();
-  const size_t p = m.find("] ");
-  if (p != std::string::npos) m = m.substr(p + 2);
-  return printable(m);
-}
 
 std::string read_whole_file(const fs::path& file, int64_t max_bytes) {
   check_input_file(file);
@@ -155,13 +149,7 @@ void for_each_array_record(const fs::path& file, const DataSourceConfig& c, cons
       break;
     }
     policy.guard([&] {
-      json obj;
-      try {
-        obj = json::parse(text.begin() + static_cast<std::ptrdiff_t>(spans[k].begin),
-                          text.begin() + static_cast<std::ptrdiff_t>(spans[k].end));
-      } catch (const json::parse_error& e) {
-        throw Error(fmt::format("{}: invalid JSON: {}", where, parse_error_text(e)));
-      }
+      const json obj = parse_json(std::string_view(text).substr(spans[k].begin, spans[k].end - spans[k].begin), where);
       if (!obj.is_object()) throw Error(fmt::format("{}: expected a JSON object, got {}", where, json_type(obj)));
       fn(obj, where);
     });
@@ -181,12 +169,7 @@ void for_each_jsonl_record(const fs::path& file, const DataSourceConfig& c, cons
     policy.guard([&] {
       if (too_long)
         throw Error(fmt::format("{}: line longer than max_line_bytes ({} bytes)", where, c.max_line_bytes));
-      json obj;
-      try {
-        obj = json::parse(line);
-      } catch (const json::parse_error& e) {
-        throw Error(fmt::format("{}: invalid JSON at column {}: {}", where, e.byte, parse_error_text(e)));
-      }
+      const json obj = parse_json(line, where);
       if (!obj.is_object()) throw Error(fmt::format("{}: expected a JSON object, got {}", where, json_type(obj)));
       fn(obj, where);
     });

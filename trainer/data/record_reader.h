@@ -15,9 +15,6 @@
 
 namespace mt {
 
-// nlohmann's parse error text without its "[json.exception...]" prefix, printable.
-std::string parse_error_text(const nlohmann::json::parse_error& e);
-
 // The file's bytes without a UTF-8 byte-order mark; over max_bytes (max_file_bytes) is an error.
 std::string read_whole_file(const std::filesystem::path& file, int64_t max_bytes);
 

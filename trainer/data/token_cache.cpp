@@ -14,11 +14,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <random>
 
 #include "models/atomic_file.h"
 #include "models/error.h"
+#include "models/json_read.h"
 #include "models/tokenizer.h"
 #include "trainer/base/hash.h"
 
@@ -130,14 +130,9 @@ std::string header_string(const json& h, const char* key, const fs::path& file) 
 
 TokenCache open_token_cache(const fs::path& dir, const std::string& expected_key, bool verify_data) {
   const fs::path header_file = dir / "header.json";
-  std::ifstream in(header_file, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: missing", header_file.string()));
-  json h;
-  try {
-    h = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw Error(fmt::format("{}: invalid JSON: {}", header_file.string(), e.what()));
-  }
+  std::error_code ec;
+  if (!fs::exists(header_file, ec)) throw Error(fmt::format("{}: missing", header_file.string()));
+  const json h = read_json_file(header_file, "token cache header");
   if (!h.is_object() || h.value("format", "") != "maintune-token-cache")
     throw Error(fmt::format("{}: not a maintune token cache header", header_file.string()));
   if (header_int(h, "version", header_file) != kTokenCacheVersion)

@@ -16,6 +16,7 @@
 #include "models/atomic_file.h"
 #include "models/read_file.h"
 #include "models/error.h"
+#include "models/json_read.h"
 #include "models/safetensors.h"
 #include "trainer/base/hash.h"
 
@@ -191,12 +192,7 @@ void validate_checkpoint(const fs::path& dir) {
   for (const char* f : {kWeightsFile, kOptimizerFile, kRngFile, kStateFile, kConfigFile})
     if (!fs::is_regular_file(dir / f)) throw Error(fmt::format("{}: missing {}", dir.string(), f));
   const fs::path state_path = dir / kStateFile;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(state_path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("{}: not valid JSON: {}", state_path.string(), e.what()));
-  }
+  const nlohmann::json j = read_json_file(state_path, "trainer state");
   TrainerState::from_json(j, state_path.string());
   const bool hashes_itself = j["format"] == kCheckpointFormat;
   if (hashes_itself && (!j.contains(kStateHashField) || j[kStateHashField] != state_hash(j)))
@@ -228,7 +224,7 @@ LoadedCheckpoint load_checkpoint(const fs::path& dir) {
   validate_checkpoint(dir);
   LoadedCheckpoint c;
   c.dir = dir;
-  const nlohmann::json j = nlohmann::json::parse(read_file(dir / kStateFile));
+  const nlohmann::json j = read_json_file(dir / kStateFile, "trainer state");
   c.state = TrainerState::from_json(j, (dir / kStateFile).string());
   c.optimizer_meta = j["optimizer"];
   c.weights = load_all(dir / kWeightsFile);

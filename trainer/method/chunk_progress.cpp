@@ -10,6 +10,8 @@
 
 #include "models/atomic_file.h"
 #include "models/error.h"
+#include "models/json_read.h"
+#include "models/read_file.h"
 
 namespace mt {
 namespace {
@@ -27,8 +29,7 @@ json plan_json(const ChunkPlan& plan) {
 void check_or_write_plan(const fs::path& dir, const ChunkPlan& plan, bool write) {
   const fs::path file = dir / "plan.json";
   if (fs::exists(file)) {
-    std::ifstream in(file, std::ios::binary);
-    json saved = json::parse(in, nullptr, /*allow_exceptions=*/false);
+    json saved = parse_json_or_discarded(read_file(file, "chunk plan"));
     if (saved.is_discarded())
       throw Error(fmt::format("{}: not valid JSON; remove the folder {} to redo this work", file.string(),
                               dir.string()));
@@ -58,7 +59,7 @@ std::optional<std::vector<json>> load_chunk(const fs::path& file, int64_t chunk,
       *why = fmt::format("line {}: text after the trailer", line_no);
       return std::nullopt;
     }
-    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    json j = parse_json_or_discarded(line);
     if (j.is_discarded() || !j.is_object()) {
       *why = fmt::format("line {}: not a JSON object", line_no);
       return std::nullopt;

@@ -16,6 +16,7 @@
 
 #include "models/atomic_file.h"
 #include "models/error.h"
+#include "models/json_read.h"
 #include "trainer/base/jsonl.h"
 #include "trainer/method/run_layout.h"
 #include "trainer/report/svg_plot.h"
@@ -132,7 +133,7 @@ std::vector<json> read_scored(const fs::path& run_dir) {
   std::ifstream in(run_dir / kStage4Filter / "scored.jsonl", std::ios::binary);
   std::string line;
   while (std::getline(in, line)) {
-    json j = json::parse(line, nullptr, false);
+    json j = parse_json_or_discarded(line);
     if (!j.is_discarded()) scored.push_back(std::move(j));
   }
   return scored;

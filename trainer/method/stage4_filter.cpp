@@ -13,6 +13,7 @@
 
 #include "models/atomic_file.h"
 #include "models/error.h"
+#include "models/json_read.h"
 #include "trainer/engine/alignment.h"
 #include "trainer/method/chunked_inference.h"
 #include "trainer/method/demo_tasks.h"
@@ -25,9 +26,11 @@ namespace {
 
 std::vector<json> read_candidates(const Context& ctx) {
   std::vector<json> cands;
-  std::ifstream in(synthesis_dir(ctx) / "candidates.jsonl", std::ios::binary);
+  const fs::path file = synthesis_dir(ctx) / "candidates.jsonl";
+  std::ifstream in(file, std::ios::binary);
   std::string line;
-  while (std::getline(in, line)) cands.push_back(json::parse(line));
+  for (int64_t n = 1; std::getline(in, line); ++n)
+    cands.push_back(parse_json(line, fmt::format("{}:{}", file.string(), n)));
   return cands;
 }
 

@@ -9,6 +9,7 @@
 
 #include "models/atomic_file.h"
 #include "models/error.h"
+#include "models/json_read.h"
 #include "trainer/method/run_layout.h"
 
 namespace mt::pipeline {
@@ -83,7 +84,7 @@ std::vector<Pair> load_pairs(const fs::path& file) {
   while (std::getline(in, line)) {
     ++n;
     if (trim(line).empty()) continue;
-    const json j = json::parse(line, nullptr, false);
+    const json j = parse_json_or_discarded(line);
     if (j.is_discarded() || !j.is_object() || !j.contains("instruction") || !j.contains("response"))
       throw Error(fmt::format("{}:{}: not an {{instruction, response}} record", file.string(), n));
     pairs.push_back({j["instruction"].get<std::string>(), j["response"].get<std::string>()});

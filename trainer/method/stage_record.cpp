@@ -5,6 +5,7 @@
 
 #include "models/atomic_file.h"
 #include "models/error.h"
+#include "models/json_read.h"
 #include "models/read_file.h"
 #include "trainer/method/run_layout.h"
 
@@ -14,7 +15,7 @@ nlohmann::json read_stage_record(const std::filesystem::path& stage_dir) {
   const std::filesystem::path file = stage_dir / kStageRecordFile;
   std::error_code ec;
   if (!std::filesystem::exists(file, ec)) return nullptr;
-  const nlohmann::json j = nlohmann::json::parse(read_file(file, "stage record"), nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json j = parse_json_or_discarded(read_file(file, "stage record"));
   if (j.is_discarded() || !j.is_object())
     throw Error(fmt::format("{}: not valid JSON (a damaged stage record; remove the stage folder to redo the stage)",
                             file.string()));
