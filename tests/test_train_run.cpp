@@ -1,7 +1,8 @@
 // `maintune train` end to end on the tiny model: the loss falls, metrics and TensorBoard files are
 // written, a kill -9 at a random step followed by --resume auto reproduces the uninterrupted run's
-// losses exactly, SIGTERM and SIGHUP stop gracefully, resume refuses changed settings, NaN steps are skipped,
-// and final/ loads in transformers with the same logits.
+// losses exactly, SIGTERM and SIGHUP stop gracefully, resume refuses changed settings, NaN steps
+// are skipped (a bad MAINTUNE_FAULT_NAN_STEPS is named), and final/ loads in transformers with the
+// same logits.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <signal.h>
