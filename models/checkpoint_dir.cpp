@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
+#include <cmath>
 #include <set>
 
 #include "models/atomic_file.h"
@@ -49,10 +50,17 @@ GenerationDefaults read_generation_config(const fs::path& file) {
     if (!j["do_sample"].is_boolean()) throw Error(fmt::format("{}: field 'do_sample' must be true or false", src));
     g.do_sample = j["do_sample"].get<bool>();
   }
+  // Integral values only (50 or 50.0): a cast of 2.5 or 1e30 would silently be another number.
+  auto integer = [&](const char* key) -> std::optional<int64_t> {
+    const auto v = num(key);
+    if (v && !(std::trunc(*v) == *v && std::abs(*v) < 9.0e18))
+      throw Error(fmt::format("{}: field '{}' must be an integer, got {}", src, key, j[key].dump()));
+    return v ? std::optional<int64_t>(static_cast<int64_t>(*v)) : std::nullopt;
+  };
   g.temperature = num("temperature");
   g.top_p = num("top_p");
-  if (auto k = num("top_k")) g.top_k = static_cast<int64_t>(*k);
-  if (auto n = num("max_new_tokens")) g.max_new_tokens = static_cast<int64_t>(*n);
+  g.top_k = integer("top_k");
+  g.max_new_tokens = integer("max_new_tokens");
   return g;
 }
 

@@ -1,7 +1,8 @@
 // `maintune train` end to end on the tiny model: the loss falls, metrics and TensorBoard files are
 // written, a kill -9 at a random step followed by --resume auto reproduces the uninterrupted run's
-// losses exactly, SIGTERM stops gracefully, resume refuses changed settings, NaN steps are skipped,
-// and final/ loads in transformers with the same logits.
+// losses exactly, SIGTERM and SIGHUP stop gracefully, resume refuses changed settings, NaN steps
+// are skipped (a bad MAINTUNE_FAULT_NAN_STEPS is named), and final/ loads in transformers with the
+// same logits.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include "models/checkpoint_dir.h"
 #include "models/safetensors.h"
 #include "models/tokenizer.h"
+#include "trainer/base/fault_injection.h"
 #include "trainer/engine/checkpoint.h"
 #include "trainer/report/tensorboard.h"
 #include "tests/run_fixtures.h"
@@ -259,6 +261,50 @@ TEST_CASE("train: SIGTERM stops after the step with a checkpoint and exit 75 - t
   }
   CHECK(last > 1.7e9);
   fs::remove_all(dir);
+}
+
+TEST_CASE("train: SIGHUP (a closed terminal) stops like SIGTERM, with a checkpoint and exit 75", "[train][resume]") {
+  const mt::test::TempDir dir("train_hup");
+  const fs::path cfg = write_config(dir.path);
+  const fs::path run = dir / "run";
+  const pid_t pid = start_maintune("train --config " + cfg.string() + " --run-dir " + run.string() +
+                                       " --set training.checkpoint_every=0",
+                                   dir / "pid", dir / "rc", dir / "log");
+  wait_for_lines(run / "metrics.jsonl", 3);
+  REQUIRE(::kill(pid, SIGHUP) == 0);
+  wait_for_file(dir / "rc");
+  const std::string log = mt::test::read_file(dir / "log");
+  INFO(log);
+  CHECK(mt::test::read_file(dir / "rc") == "75\n");  // killed by the signal would be 129
+  CHECK(log.find("stopped by SIGHUP") != std::string::npos);
+  const int64_t stopped_at = static_cast<int64_t>(step_lines(run).size());
+  REQUIRE(stopped_at < 16);
+  CHECK(mt::test::read_file(run / "checkpoints" / "latest") == fmt::format("step_{:07d}\n", stopped_at));
+  CHECK(fs::exists(run / "checkpoints" / fmt::format("step_{:07d}", stopped_at)));
+  CHECK_FALSE(fs::exists(run / "final"));
+}
+
+TEST_CASE("train: a bad MAINTUNE_FAULT_NAN_STEPS names the variable and the bad item", "[fault][bad-input]") {
+  struct Restore {
+    ~Restore() {
+      ::unsetenv("MAINTUNE_FAULT_NAN_STEPS");
+      mt::inject_nan_loss_at_steps({});
+    }
+  } restore;
+  for (const char* bad : {"abc", "3,x", "2,,0", "-1", "4 "}) {
+    INFO(bad);
+    ::setenv("MAINTUNE_FAULT_NAN_STEPS", bad, 1);
+    mt::test::require_error([] { mt::load_nan_steps_from_env(); },
+                            {"MAINTUNE_FAULT_NAN_STEPS='" + std::string(bad) + "'", "is not a step number"});
+  }
+  ::setenv("MAINTUNE_FAULT_NAN_STEPS", "3,x", 1);
+  mt::test::require_error([] { mt::load_nan_steps_from_env(); }, {"'x' is not a step number"});
+  mt::inject_nan_loss_at_steps({});
+  ::setenv("MAINTUNE_FAULT_NAN_STEPS", "3,5", 1);
+  mt::load_nan_steps_from_env();
+  CHECK(mt::nan_injected(3));
+  CHECK_FALSE(mt::nan_injected(4));
+  CHECK(mt::nan_injected(5));
 }
 
 TEST_CASE("train: a failed start leaves no run directory it made, and a given one as it was", "[train][bad-input]") {

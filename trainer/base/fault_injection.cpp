@@ -1,11 +1,16 @@
 // Kill points and NaN steps for tests (see fault_injection.h).
 #include "trainer/base/fault_injection.h"
 
+#include <fmt/format.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <set>
+
+#include "models/error.h"
 
 namespace mt {
 
@@ -13,6 +18,18 @@ namespace {
 
 std::mutex g_nan_mutex;
 std::set<int64_t> g_nan_steps;
+
+// One step of MAINTUNE_FAULT_NAN_STEPS; a bad one names the variable and its value.
+int64_t parse_step(const std::string& item, const std::string& all) {
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(item.c_str(), &end, 10);
+  if (errno != 0 || end == item.c_str() || *end != '\0' || v < 1)
+    throw Error(fmt::format("MAINTUNE_FAULT_NAN_STEPS='{}': '{}' is not a step number (a comma-separated list of "
+                            "steps >= 1, e.g. 3,4)",
+                            all, item));
+  return v;
+}
 
 }  // namespace
 
@@ -54,7 +71,7 @@ void load_nan_steps_from_env() {
   while (start <= s.size()) {
     const size_t comma = s.find(',', start);
     const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!item.empty()) g_nan_steps.insert(std::stoll(item));
+    if (!item.empty()) g_nan_steps.insert(parse_step(item, s));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }

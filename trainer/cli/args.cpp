@@ -5,7 +5,7 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <iostream>
+#include "trainer/cli/output.h"
 
 namespace mt::cli {
 
@@ -126,7 +126,7 @@ std::optional<Args> parse_command_line(int argc, char** argv, const std::vector<
                                        const std::string& usage) {
   Args args = parse_args(argc, argv, spec);
   if (!args.help) return args;
-  std::cout << format_help(usage, spec);
+  out().write(format_help(usage, spec));
   return std::nullopt;
 }
 

@@ -6,6 +6,7 @@
 
 #include "trainer/loop/bench.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/output.h"
 
 namespace mt::cli {
 
@@ -45,7 +46,7 @@ int cmd_bench(int argc, char** argv) {
   o.fused_adamw = !args.has("no-fused-adamw");
   o.loss_chunk_tokens = args.get_int("loss-chunk-tokens", 4096);
   o.seed = static_cast<uint64_t>(args.get_int("seed", 0));
-  std::cout << run_bench(o).dump() << std::endl;
+  out().write_line(run_bench(o).dump());
   return 0;
 }
 

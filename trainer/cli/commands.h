@@ -35,9 +35,9 @@ std::vector<OptionSpec> model_options();
 // Loads the model the options name. On CPU the default dtype is fp32 (exact), on CUDA bfloat16.
 LoadedModel load_model_from_args(const Args& args);
 
-// Checks one input line's token ids against the model: inside [0, vocab), and non-empty unless
-// `allow_empty`. Errors start with `where` ("FILE:LINE") and name `field`.
+// Checks one input line's token ids against the model: non-empty, inside [0, vocab). Errors start
+// with `where` ("FILE:LINE") and name `field`.
 void check_token_ids(const std::vector<int64_t>& ids, const ModelConfig& config, const std::string& where,
-                     const char* field, bool allow_empty);
+                     const char* field);
 
 }  // namespace mt::cli

@@ -4,16 +4,81 @@
 // Instruction prompts stop at the template's end of turn as well as at the model's eos.
 #include <fmt/format.h>
 
-#include <iostream>
-
+#include <cmath>
 #include "models/error.h"
 #include "models/generate.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/input_command.h"
+#include "trainer/cli/output.h"
 #include "trainer/base/jsonl.h"
 #include "trainer/data/text_requests.h"
 
 namespace mt::cli {
+
+namespace {
+
+// Below this, dividing fp32 logits by the temperature can overflow (inf - inf: NaN probabilities);
+// such a temperature is greedy decoding in all but name.
+constexpr double kMinTemperature = 1e-5;
+
+// Where a decoding setting came from, so that an error names it: the flag (misuse, exit 2) or the
+// model's generation_config.json and its key (bad input, exit 1).
+struct SettingSource {
+  std::string name;
+  bool from_flag = true;
+  template <typename T>
+  [[noreturn]] void reject(const std::string& rule, T got) const {
+    const std::string message = fmt::format("{} must be {}, got {}", name, rule, got);
+    if (from_flag) throw UsageError(message);
+    throw Error(message);
+  }
+};
+
+struct SamplingSettings {
+  SamplingConfig config;
+  std::string max_new_tokens_source;  // "--max-new-tokens", "DIR/generation_config.json: 'max_new_tokens'" or "the default"
+};
+
+// The decoding settings from the flags, else generation_config.json, else the defaults, each checked
+// where it comes from. Flags are checked even for greedy decoding (a bad command line is bad either
+// way); generation_config.json's sampling keys only with --sample, as transformers ignores them for
+// greedy decoding.
+SamplingSettings sampling_from_args(const Args& args, const LoadedModel& loaded) {
+  const GenerationDefaults& g = loaded.generation;
+  const std::string file = (loaded.dir / "generation_config.json").string();
+  const bool sample = args.has("sample");
+  const auto source = [&](const std::string& flag, bool configured, const char* key) {
+    if (args.has(flag) || !configured) return SettingSource{"--" + flag, true};
+    return SettingSource{fmt::format("{}: '{}'", file, key), false};
+  };
+  SamplingSettings out;
+  SamplingConfig& s = out.config;
+  s.greedy = !sample;
+  const SettingSource max_new = source("max-new-tokens", g.max_new_tokens.has_value(), "max_new_tokens");
+  s.max_new_tokens = args.get_int("max-new-tokens", g.max_new_tokens.value_or(32));
+  const int64_t max_pos = loaded.model.config.max_position_embeddings;
+  if (s.max_new_tokens < 0) max_new.reject(">= 0", s.max_new_tokens);
+  if (s.max_new_tokens >= max_pos)  // no prompt fits (nor an overflowing sum later)
+    max_new.reject(fmt::format("below the model's max_position_embeddings {} (prompt + new tokens must fit)", max_pos),
+                   s.max_new_tokens);
+  out.max_new_tokens_source = args.has("max-new-tokens") || g.max_new_tokens ? max_new.name : "the default";
+
+  const SettingSource temperature = source("temperature", sample && g.temperature, "temperature");
+  s.temperature = args.get_double("temperature", sample ? g.temperature.value_or(1.0) : 1.0);
+  if (!(std::isfinite(s.temperature) && s.temperature >= kMinTemperature))
+    temperature.reject(fmt::format("a finite number >= {} (nearer 0, decode greedily: drop --sample)", kMinTemperature),
+                       s.temperature);
+  const SettingSource top_k = source("top-k", sample && g.top_k, "top_k");
+  s.top_k = args.get_int("top-k", sample ? g.top_k.value_or(0) : 0);
+  if (s.top_k < 0) top_k.reject(">= 0 (0 = off)", s.top_k);
+  const SettingSource top_p = source("top-p", sample && g.top_p, "top_p");
+  s.top_p = args.get_double("top-p", sample ? g.top_p.value_or(1.0) : 1.0);
+  if (!(s.top_p > 0 && s.top_p <= 1)) top_p.reject("in (0, 1] (1 = off)", s.top_p);
+  s.seed = static_cast<uint64_t>(args.get_int("seed", 0));
+  return out;
+}
+
+}  // namespace
 
 int cmd_generate(int argc, char** argv) {
   const std::vector<OptionSpec> spec = input_command_options({
@@ -23,9 +88,9 @@ int cmd_generate(int argc, char** argv) {
        ""},
       {"max-new-tokens", true, "tokens to generate at most per prompt", "generation_config.json, else 32"},
       {"sample", false, "sample instead of greedy decoding", ""},
-      {"temperature", true, "sampling temperature", "generation_config.json, else 1.0"},
+      {"temperature", true, "sampling temperature, at least 1e-5", "generation_config.json, else 1.0"},
       {"top-k", true, "keep the k most likely tokens (0 = off)", "generation_config.json, else 0"},
-      {"top-p", true, "nucleus sampling mass (1 = off)", "generation_config.json, else 1.0"},
+      {"top-p", true, "nucleus sampling mass, in (0, 1] (1 = off)", "generation_config.json, else 1.0"},
       {"seed", true, "sampling seed", "0"},
       {"stop-ids", true, "comma-separated stop token ids, or none",
        "the model's eos_token_id, with the chat template's end of turn for instruction prompts"},
@@ -44,20 +109,21 @@ int cmd_generate(int argc, char** argv) {
     prompts.push_back(generation_prompt_from_json(records[i], text.context, where[i]));
   LoadedModel loaded = load_model_from_args(args);
   const GenerationDefaults& g = loaded.generation;
-  // Check each line on its own so an error names the line, not a batch.
-  for (size_t i = 0; i < prompts.size(); ++i)
-    check_token_ids(prompts[i], loaded.model.config, where[i], "prompt_ids", /*allow_empty=*/false);
-
-  SamplingConfig s;
-  s.greedy = !args.has("sample");
-  s.max_new_tokens = args.get_int("max-new-tokens", g.max_new_tokens.value_or(32));
-  s.temperature = args.get_double("temperature", g.temperature.value_or(1.0));
-  s.top_k = args.get_int("top-k", g.top_k.value_or(0));
-  s.top_p = args.get_double("top-p", g.top_p.value_or(1.0));
-  s.seed = static_cast<uint64_t>(args.get_int("seed", 0));
+  const SamplingSettings settings = sampling_from_args(args, loaded);
+  SamplingConfig s = settings.config;
   if (args.get("stop-ids") == "none") s.stop_ids.clear();
   else s.stop_ids = args.has("stop-ids") ? args.get_int_list("stop-ids") : default_stop_ids(g.eos_token_ids, text.context, records);
-  if (s.max_new_tokens < 0) throw UsageError("--max-new-tokens must be >= 0");
+  // Check each line on its own so an error names the line, not a batch.
+  const int64_t max_pos = loaded.model.config.max_position_embeddings;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    check_token_ids(prompts[i], loaded.model.config, where[i], "prompt_ids");
+    const int64_t len = static_cast<int64_t>(prompts[i].size());
+    if (s.max_new_tokens > max_pos - len)
+      throw Error(fmt::format("{}: the prompt's {} tokens + max_new_tokens {} ({}) exceed max_position_embeddings {}: "
+                              "at most {} new tokens fit",
+                              where[i], len, s.max_new_tokens, settings.max_new_tokens_source, max_pos,
+                              std::max<int64_t>(0, max_pos - len)));
+  }
 
   for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(batch)) {
     const size_t last = std::min(prompts.size(), first + static_cast<size_t>(batch));
@@ -72,10 +138,9 @@ int cmd_generate(int argc, char** argv) {
       nlohmann::json j = {{"generated_ids", o}, {"finish_reason", stopped ? "stop" : "length"}};
       if (text.tokenizer) j["text"] = text.tokenizer->decode(o, /*skip_special=*/true);
       copy_record_id(records[first + k], j);
-      std::cout << j.dump() << "\n";
+      out().write_line(j.dump());  // checked line by line: a full disk stops the run here
     }
   }
-  std::cout.flush();
   return 0;
 }
 

@@ -1,13 +1,18 @@
 // The maintune binary: dispatches to one subcommand (`maintune help CMD` is `maintune CMD --help`),
 // or prints --version. Errors in input are reported as "maintune: error: ..." with exit code 1;
-// misuse of the command line prints usage, exit code 2.
+// misuse of the command line prints usage, exit code 2. Whatever a command printed is flushed and
+// checked before the exit code is returned: a failed write exits 1 (trainer/cli/output.h).
 #include <c10/util/Exception.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <iostream>
 
 #include "models/error.h"
+#include "trainer/base/exit_codes.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/output.h"
 #include "trainer/cli/version.h"
 
 namespace {
@@ -30,28 +35,41 @@ const char* kUsage =
     "\n"
     "Run 'maintune help <command>' (or 'maintune <command> --help') for a command's options.\n";
 
-}  // namespace
+// A standard descriptor the caller closed (`maintune generate ... >&-`) is held by /dev/null opened
+// the other way round, so writes to it still fail (EBADF) and no file the command opens later takes
+// its number and receives its output.
+void hold_closed_std_fds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1) continue;
+    const int held = ::open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+    if (held >= 0 && held != fd) {
+      ::dup2(held, fd);
+      ::close(held);
+    }
+  }
+}
 
-int main(int argc, char** argv) {
+int run_command(int argc, char** argv) {
+  using mt::cli::out;
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
-    std::cout << kUsage;
-    return argc < 2 ? 2 : 0;
+    out().write(kUsage);
+    return argc < 2 ? mt::kExitUsage : mt::kExitOk;
   }
   if (std::strcmp(argv[1], "--version") == 0) {
-    std::cout << mt::cli::version_text();
-    return 0;
+    out().write(mt::cli::version_text());
+    return mt::kExitOk;
   }
   // `maintune help CMD` runs as `maintune CMD --help`.
   char help_flag[] = "--help";
   char* help_argv[] = {argv[0], nullptr, help_flag, nullptr};
   if (std::strcmp(argv[1], "help") == 0) {
     if (argc == 2) {
-      std::cout << kUsage;
-      return 0;
+      out().write(kUsage);
+      return mt::kExitOk;
     }
     if (argc > 3) {
       std::cerr << "maintune help: give one command\n\n" << kUsage;
-      return 2;
+      return mt::kExitUsage;
     }
     help_argv[1] = argv[2];
     argc = 3;
@@ -69,18 +87,27 @@ int main(int argc, char** argv) {
     if (cmd == "sweep") return mt::cli::cmd_sweep(argc - 2, argv + 2);
     if (cmd == "export") return mt::cli::cmd_export(argc - 2, argv + 2);
     std::cerr << "maintune: unknown command '" << cmd << "'\n\n" << kUsage;
-    return 2;
+    return mt::kExitUsage;
   } catch (const mt::cli::UsageError& e) {
     std::cerr << "maintune " << cmd << ": " << e.what() << " (see 'maintune " << cmd << " --help')\n";
-    return 2;
+    return mt::kExitUsage;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  hold_closed_std_fds();
+  try {
+    const int code = run_command(argc, argv);
+    mt::cli::out().finish();  // what was printed reached its destination, or the exit is 1
+    return code;
   } catch (const mt::Error& e) {
     std::cerr << "maintune: error: " << e.what() << "\n";
-    return 1;
   } catch (const c10::Error& e) {
     std::cerr << "maintune: error: " << e.what_without_backtrace() << "\n";
-    return 1;
   } catch (const std::exception& e) {
     std::cerr << "maintune: error: " << e.what() << "\n";
-    return 1;
   }
+  return mt::kExitError;
 }

@@ -54,8 +54,8 @@ std::optional<at::ScalarType> dtype_from_args(const Args& args, const std::strin
 }
 
 void check_token_ids(const std::vector<int64_t>& ids, const ModelConfig& config, const std::string& where,
-                     const char* field, bool allow_empty) {
-  if (ids.empty() && !allow_empty) throw Error(fmt::format("{}: '{}' is empty", where, field));
+                     const char* field) {
+  if (ids.empty()) throw Error(fmt::format("{}: '{}' is empty", where, field));
   for (int64_t id : ids)
     if (id < 0 || id >= config.vocab_size)
       throw Error(fmt::format("{}: '{}' token id {} is outside the vocabulary [0, {})", where, field, id,

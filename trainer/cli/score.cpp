@@ -6,13 +6,12 @@
 // Log-probabilities are taken in fp32 (the default dtype on CPU is fp32 end to end).
 #include <fmt/format.h>
 
-#include <iostream>
-
 #include "models/error.h"
 #include "models/score.h"
 #include "trainer/engine/alignment.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/input_command.h"
+#include "trainer/cli/output.h"
 #include "trainer/base/jsonl.h"
 
 namespace mt::cli {
@@ -43,8 +42,10 @@ int cmd_score(int argc, char** argv) {
   // Validate each line on its own first so an error names the line, not a batch.
   for (size_t i = 0; i < requests.size(); ++i) {
     const auto& r = requests[i];
-    check_token_ids(r.prompt_ids, loaded.model.config, where[i], "prompt_ids", /*allow_empty=*/false);
-    check_token_ids(r.target_ids, loaded.model.config, where[i], "target_ids", /*allow_empty=*/true);
+    check_token_ids(r.prompt_ids, loaded.model.config, where[i], "prompt_ids");
+    // An empty target has no NLL to report (a 0 would read as a perfect score).
+    if (r.target_ids.empty()) throw Error(fmt::format("{}: the target is empty (no tokens): nothing to score", where[i]));
+    check_token_ids(r.target_ids, loaded.model.config, where[i], "target_ids");
     if (static_cast<int64_t>(r.prompt_ids.size() + r.target_ids.size()) > loaded.model.config.max_position_embeddings)
       throw Error(fmt::format("{}: prompt + target exceed max_position_embeddings {}", where[i],
                               loaded.model.config.max_position_embeddings));
@@ -59,8 +60,6 @@ int cmd_score(int argc, char** argv) {
                               model_dir, kAlignmentScorerFile));
     std::vector<std::vector<int64_t>> prompts, targets;
     for (size_t i = 0; i < requests.size(); ++i) {
-      if (requests[i].target_ids.empty())
-        throw Error(fmt::format("{}: --alignment needs a non-empty target (the response)", where[i]));
       prompts.push_back(requests[i].prompt_ids);
       targets.push_back(requests[i].target_ids);
     }
@@ -72,9 +71,8 @@ int cmd_score(int argc, char** argv) {
     nlohmann::json j = {{"nll_sum", r.nll_sum}, {"nll_mean", r.nll_mean()}, {"n_tokens", r.n_tokens}};
     if (!alignment.empty()) j["alignment_score"] = alignment[i];
     copy_record_id(records[i], j);
-    std::cout << j.dump() << "\n";
+    out().write_line(j.dump());
   }
-  std::cout.flush();
   return 0;
 }
 

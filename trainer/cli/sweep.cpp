@@ -9,6 +9,7 @@
 
 #include "trainer/base/exit_codes.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/output.h"
 #include "trainer/sweep/sweep.h"
 
 namespace mt::cli {
@@ -32,7 +33,7 @@ int cmd_sweep(int argc, char** argv) {
   if (jobs < 1) throw UsageError(fmt::format("--jobs must be at least 1, got {}", jobs));
   const SweepSpec sweep = load_sweep_spec(file);
   if (args.has("dry-run")) {
-    std::cout << describe_sweep_plan(sweep, run_dir);
+    out().write(describe_sweep_plan(sweep, run_dir));
     return 0;
   }
   SweepOptions options;

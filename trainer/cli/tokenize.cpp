@@ -3,11 +3,10 @@
 // No BOS/EOS unless --add-special (then what the tokenizer's config asks for: BOS by default).
 #include <fmt/format.h>
 
-#include <iostream>
-
 #include "models/error.h"
 #include "models/tokenizer.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/output.h"
 #include "trainer/base/jsonl.h"
 
 namespace mt::cli {
@@ -42,10 +41,9 @@ int cmd_tokenize(int argc, char** argv) {
       if (i) line_out += ", ";
       line_out += std::to_string(ids[i]);
     }
-    line_out += "]}\n";
-    std::cout << line_out;
+    line_out += "]}";
+    out().write_line(line_out);
   });
-  std::cout.flush();
   return 0;
 }
 

@@ -1,6 +1,6 @@
 // `maintune train --config run.yaml [--set key=value | key=value]... [--run-dir DIR] [--resume auto|PATH]`:
 // loads and checks the config, then runs the training loop. Exit 0 when the run is done; after a
-// graceful stop on SIGTERM/SIGINT (a checkpoint was saved) kExitStopped (75), with a resume command
+// graceful stop on SIGTERM/SIGINT/SIGHUP (a checkpoint was saved) kExitStopped (75), with a resume command
 // that works as pasted; 1 on bad input or a failed run; 2 on misuse (trainer/base/exit_codes.h).
 #include <fmt/format.h>
 
@@ -8,6 +8,7 @@
 
 #include "trainer/base/exit_codes.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/output.h"
 #include "trainer/cli/run_config_options.h"
 #include "trainer/config/config.h"
 #include "trainer/loop/train.h"
@@ -60,12 +61,12 @@ int cmd_config(int argc, char** argv) {
   if (!parsed) return 0;
   const Args& args = *parsed;
   if (args.has("schema")) {
-    std::cout << format_config_schema();
+    out().write(format_config_schema());
     return 0;
   }
   if (!args.has("config") && args.get_all("set").empty() && !args.has("run-dir"))
     throw UsageError("give --schema, or --config FILE to print it resolved");
-  std::cout << pipeline_config_to_yaml(run_config_from_args(args));
+  out().write(pipeline_config_to_yaml(run_config_from_args(args)));
   return 0;
 }
 

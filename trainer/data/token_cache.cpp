@@ -83,6 +83,8 @@ void write_file_synced(const fs::path& file, const std::vector<std::pair<const v
   if (std::fflush(f.get()) != 0) throw Error(fmt::format("{}: write failed: {}", file.string(), std::strerror(errno)));
   if (::fsync(fileno(f.get())) != 0)
     throw Error(fmt::format("{}: fsync failed: {}", file.string(), std::strerror(errno)));
+  if (std::fclose(f.release()) != 0)  // some filesystems (NFS) report a failed write only here
+    throw Error(fmt::format("{}: close failed: {}", file.string(), std::strerror(errno)));
 }
 
 std::string random_suffix() {

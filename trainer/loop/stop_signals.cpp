@@ -1,4 +1,4 @@
-// SIGTERM/SIGINT as a graceful stop of a training run (see stop_signals.h).
+// SIGTERM/SIGINT/SIGHUP as a graceful stop of a training run (see stop_signals.h).
 #include "trainer/loop/stop_signals.h"
 
 #include <atomic>
@@ -22,15 +22,25 @@ StopSignals::StopSignals() {
   g_stop_signal.store(0);
   old_term = std::signal(SIGTERM, on_stop_signal);
   old_int = std::signal(SIGINT, on_stop_signal);
+  old_hup = std::signal(SIGHUP, on_stop_signal);
 }
 
 StopSignals::~StopSignals() {
   std::signal(SIGTERM, old_term);
   std::signal(SIGINT, old_int);
+  std::signal(SIGHUP, old_hup);
 }
 
 int stop_signal_received() { return g_stop_signal.load(); }
 
 void request_training_stop() { g_stop_signal.store(SIGTERM); }
+
+const char* stop_signal_name(int sig) {
+  switch (sig) {
+    case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
+    default: return "SIGTERM";
+  }
+}
 
 }  // namespace mt

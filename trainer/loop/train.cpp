@@ -371,7 +371,7 @@ TrainOutcome run_steps(StepLoop& run) {
       save_step(run);
       run.progress.finish();
       run.log(fmt::format("stopped by {} after step {} of {}, checkpoint saved",
-                          sig == SIGINT ? "SIGINT" : "SIGTERM", state.step, total_steps));
+                          stop_signal_name(sig), state.step, total_steps));
       outcome.step = state.step;
       outcome.steps_this_run = state.step - run.first_step;
       outcome.interrupted = true;
@@ -445,7 +445,7 @@ TrainOutcome training_in_run_dir(const RunStart& start) {
                     dist.world_size * config.training.micro_batch_size * config.training.grad_accum_steps,
                     grad_sync->num_buckets(), config.distributed.bucket_mb));
 
-  // The step loop, with SIGTERM/SIGINT as a graceful stop until the run returns.
+  // The step loop, with SIGTERM/SIGINT/SIGHUP as a graceful stop until the run returns.
   const StopSignals signals;
   StepLoop loop{config, dist,     log,   progress, model,         data,       loader, optimizer,
                 params, schedule, so,    state,    metrics.get(), config_yaml, ckpt.has_value(), grad_sync.get(),

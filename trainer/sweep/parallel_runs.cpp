@@ -194,6 +194,7 @@ void run_parallel(Sweep& sw, const std::vector<size_t>& todo, const SweepOptions
   g_stop.store(0);
   auto old_int = std::signal(SIGINT, on_stop);
   auto old_term = std::signal(SIGTERM, on_stop);
+  auto old_hup = std::signal(SIGHUP, on_stop);  // a closed terminal stops the sweep as train's runs stop
   bool stopping = false;
   try {
     while (!pending.empty() || !ch.running.empty()) {
@@ -216,10 +217,12 @@ void run_parallel(Sweep& sw, const std::vector<size_t>& todo, const SweepOptions
     for (const auto& [pid, i] : ch.running) ::waitpid(pid, nullptr, 0);
     std::signal(SIGINT, old_int);
     std::signal(SIGTERM, old_term);
+    std::signal(SIGHUP, old_hup);
     throw;
   }
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
+  std::signal(SIGHUP, old_hup);
 }
 
 }  // namespace mt::sweep

@@ -1,6 +1,6 @@
 // A sweep's runs as child processes, for --jobs N (internal to trainer/sweep/): up to N
 // `maintune pipeline --resume` processes at once, spread over the visible GPUs, never two computing
-// the same unfinished stage; SIGINT/SIGTERM stop them so the same command resumes.
+// the same unfinished stage; SIGINT/SIGTERM/SIGHUP stop them so the same command resumes.
 #pragma once
 #include <cstddef>
 #include <vector>
