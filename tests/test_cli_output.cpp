@@ -190,7 +190,7 @@ TEST_CASE("cli sampling: bad generation_config.json values name the file and key
         std::string::npos);
 }
 
-TEST_CASE("cli: an over-long generate prompt names its line; an empty score target is an error", "[cli][bad-input]") {
+TEST_CASE("cli: an over-long generate prompt names its line, and an empty score target is an error", "[cli][bad-input]") {
   const mt::test::TempDir dir("cli_long");
   const fs::path model = mt::test::fixture("qwen2");  // max_position_embeddings 256
   const std::vector<int64_t> long_prompt(250, 5);

@@ -353,7 +353,7 @@ TEST_CASE("train: resume refuses settings that change the run and allows harmles
   fs::remove_all(dir);
 }
 
-TEST_CASE("train: one process per run directory; a kill's leftovers are removed at the next start", "[train][bad-input]") {
+TEST_CASE("train: one process per run directory, and a kill's leftovers are removed at the next start", "[train][bad-input]") {
   const fs::path dir = mt::test::temp_dir("train_lock");
   const fs::path cfg = write_config(dir);
   const fs::path run = dir / "run";
