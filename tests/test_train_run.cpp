@@ -21,6 +21,7 @@
 #include "models/safetensors.h"
 #include "models/tokenizer.h"
 #include "trainer/base/fault_injection.h"
+#include "trainer/base/dir_lock.h"
 #include "trainer/engine/checkpoint.h"
 #include "trainer/report/tensorboard.h"
 #include "tests/run_fixtures.h"
@@ -389,6 +390,31 @@ TEST_CASE("train: one process per run directory, and a kill's leftovers are remo
   for (const auto& p : leftovers) CHECK_FALSE(fs::exists(p));
   CHECK(mt::test::read_file(run / "notes.tmp") == "mine");
   CHECK(fs::exists(run / "checkpoints" / "step_99999999999999999999"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("dir lock: a second holder is refused with the first one's pid, a released lock is free again",
+          "[train][bad-input]") {
+  const fs::path dir = mt::test::temp_dir("dir_lock");
+  {
+    const mt::DirLock first(dir, "sweep folder");
+    mt::test::require_error([&] { mt::DirLock second(dir, "sweep folder"); },
+                            {dir.string() + ": this sweep folder is in use by another maintune process (pid " +
+                             std::to_string(::getpid()) + ")"});
+    CHECK(mt::is_empty_but_for_lock(dir));
+    // A pipeline run directory held by another process: `maintune pipeline` is refused before it
+    // writes anything there.
+    auto r = mt::test::run_maintune("pipeline --config " + mt::test::quoted(mt::test::demo_config()) + " --run-dir " +
+                                    mt::test::quoted(dir) + mt::test::kSmallDemoSets);
+    INFO(r.output);
+    CHECK(r.exit_code == 1);
+    CHECK(r.output.find("this pipeline run directory is in use by another maintune process (pid " +
+                        std::to_string(::getpid()) + ")") != std::string::npos);
+    CHECK(mt::is_empty_but_for_lock(dir));
+  }
+  { const mt::DirLock again(dir, "sweep folder"); }  // released with its holder
+  mt::test::write_file(dir / "notes.txt", "x");
+  CHECK_FALSE(mt::is_empty_but_for_lock(dir));
   fs::remove_all(dir);
 }
 
