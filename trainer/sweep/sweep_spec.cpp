@@ -3,6 +3,7 @@
 // expands the settings (sweep_settings.h). Every error is "FILE:LINE:COL: <where>: what is wrong".
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion (not in yaml.h)
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -25,6 +26,10 @@ namespace fs = std::filesystem;
 const std::vector<std::string> kTopLevelKeys = {"name", "base", "set", "grid", "list", "metrics"};
 // Keys the sweep itself sets for every run.
 const std::vector<std::string> kSweepOwnedKeys = {"output.run_dir"};
+// A sweep file is a few KB; one near this is not one.
+constexpr size_t kMaxSweepFileBytes = size_t{16} << 20;
+// Each setting is a pipeline run: far more than anyone runs, and expanding 10^10 would exhaust memory.
+constexpr size_t kMaxSweepSettings = 10000;
 
 struct SweepFile {
   std::string file;
@@ -120,10 +125,12 @@ struct Sections {
 };
 
 YAML::Node parse_sweep_yaml(const SweepFile& sf, const fs::path& file) {
-  const std::string text = read_file(file, "the sweep file");
+  const std::string text = read_file(file, "the sweep file", kMaxSweepFileBytes);
   YAML::Node root;
   try {
     root = YAML::Load(text);
+  } catch (const YAML::DeepRecursion& e) {
+    sf.fail(e.mark, "invalid YAML: nested too deeply");
   } catch (const YAML::Exception& e) {
     sf.fail(e.mark, "invalid YAML: " + e.msg);
   }
@@ -255,6 +262,20 @@ void read_metrics(const SweepFile& sf, const Sections& sections, SweepSpec& spec
   }
 }
 
+// Refuses more than kMaxSweepSettings settings before they are expanded (the product may overflow).
+void check_setting_count(const SweepFile& sf, size_t list_size, const std::vector<std::vector<SweepValue>>& grid_axes) {
+  std::vector<std::string> factors;
+  if (list_size > 0) factors.push_back(fmt::format("{} list entries", list_size));
+  double count = list_size > 0 ? static_cast<double>(list_size) : 1.0;
+  for (const auto& axis : grid_axes) {
+    factors.push_back(fmt::format("{}", axis.size()));
+    count *= static_cast<double>(axis.size());
+  }
+  if (count > static_cast<double>(kMaxSweepSettings))
+    sf.fail(YAML::Mark::null_mark(), fmt::format("{:.0f} settings ({}), more than the {} a sweep may have", count,
+                                                  fmt::join(factors, " x "), kMaxSweepSettings));
+}
+
 }  // namespace
 
 SweepSpec load_sweep_spec(const fs::path& file) {
@@ -270,6 +291,7 @@ SweepSpec load_sweep_spec(const fs::path& file) {
   if (grid_axes.empty() && list_entries.empty()) sf.fail(root.Mark(), "nothing to sweep: give grid: and/or list:");
   check_fixed_not_swept(spec);
   read_metrics(sf, sections, spec);
+  check_setting_count(sf, list_entries.size(), grid_axes);
   spec.settings = sweep::expand_settings(std::move(list_entries), grid_axes);
   return spec;
 }
