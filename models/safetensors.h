@@ -31,10 +31,14 @@ class SafetensorsFile {
   bool contains(const std::string& name) const { return find(name) != nullptr; }
 
   // Copies tensor `name` out of the map into a new tensor with `options` (device + dtype);
-  // options without a dtype keep the stored one. Throws if absent or the dtype has no torch type.
+  // options without a dtype keep the stored one. Throws if absent, the dtype has no torch type, or a
+  // floating tensor holds NaN or Inf (after the conversion).
   at::Tensor load(const std::string& name, const c10::TensorOptions& options = {}) const;
 
  private:
+  // Throws mt::Error naming the file and tensor when a floating tensor holds NaN or Inf.
+  void check_finite(const at::Tensor& t, const std::string& name, at::ScalarType stored) const;
+
   std::filesystem::path path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
