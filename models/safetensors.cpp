@@ -88,7 +88,7 @@ bool is_plain_file_name(const std::string& s) {
 }
 
 std::map<std::string, at::Tensor> load_indexed(const fs::path& dir, const fs::path& index_path,
-                                               const c10::TensorOptions& options) {
+                                               const c10::TensorOptions& options, bool require_finite) {
   const std::string idx = index_path.string();
   const nlohmann::json j = read_json_file(index_path, "safetensors index");
   if (!j.is_object()) throw Error(idx + ": index must be a JSON object, got " + j.type_name());
@@ -139,7 +139,7 @@ std::map<std::string, at::Tensor> load_indexed(const fs::path& dir, const fs::pa
       }
     }
     for (const StTensorInfo& t : shard.header().tensors)
-      out[t.name] = shard.load(t.name, options);  // file order
+      out[t.name] = shard.load(t.name, options, require_finite);  // file order
   }
   return out;
 }
@@ -188,7 +188,8 @@ const StTensorInfo* SafetensorsFile::find(const std::string& name) const {
   return it == index_.end() ? nullptr : &header_.tensors[it->second];
 }
 
-at::Tensor SafetensorsFile::load(const std::string& name, const c10::TensorOptions& options) const {
+at::Tensor SafetensorsFile::load(const std::string& name, const c10::TensorOptions& options,
+                                 bool require_finite) const {
   const StTensorInfo* info = find(name);
   if (!info) throw Error(path_.string() + ": no tensor '" + name + "'");
   const std::optional<at::ScalarType> stored = to_scalar_type(info->dtype);
@@ -210,7 +211,7 @@ at::Tensor SafetensorsFile::load(const std::string& name, const c10::TensorOptio
   const at::ScalarType want = options.has_dtype() ? options.dtype().toScalarType() : *stored;
   const c10::Device device = options.has_device() ? options.device() : c10::Device(at::kCPU);
   if (want != *stored || device != t.device()) t = t.to(device, want);
-  check_finite(t, name, *stored);
+  if (require_finite) check_finite(t, name, *stored);
   return t;
 }
 
@@ -352,16 +353,16 @@ std::vector<fs::path> write_sharded_safetensors(const fs::path& dir, const Named
 
 // --- checkpoint directories ----------------------------------------------------------------------
 
-std::map<std::string, at::Tensor> load_safetensors_dir(const fs::path& dir,
-                                                       const c10::TensorOptions& options) {
+std::map<std::string, at::Tensor> load_safetensors_dir(const fs::path& dir, const c10::TensorOptions& options,
+                                                       bool require_finite) {
   std::error_code ec;
   const fs::path index_path = dir / kIndexFile;
-  if (fs::exists(index_path, ec)) return load_indexed(dir, index_path, options);
+  if (fs::exists(index_path, ec)) return load_indexed(dir, index_path, options, require_finite);
   const fs::path single = dir / kSingleFile;
   if (fs::exists(single, ec)) {
     SafetensorsFile f(single);
     std::map<std::string, at::Tensor> out;
-    for (const StTensorInfo& t : f.header().tensors) out[t.name] = f.load(t.name, options);
+    for (const StTensorInfo& t : f.header().tensors) out[t.name] = f.load(t.name, options, require_finite);
     return out;
   }
   throw Error(std::string("no ") + kSingleFile + " or " + kIndexFile + " in " + dir.string());
