@@ -254,7 +254,10 @@ TokenCache load_or_build_token_cache(const fs::path& cache_root, const json& key
 namespace {
 
 json file_identity(const fs::path& file) {
-  check_regular_file(file, "data file");  // "no such file", "it is a directory", a FIFO: each said as it is
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(file, ec)) || !fs::exists(file, ec))
+    throw Error(fmt::format("{}: no such file", file.string()));
+  check_regular_file(file, "data file");  // a directory or a FIFO is said as it is
   return json{{"bytes", static_cast<int64_t>(fs::file_size(file))}, {"xxh64", hex64(xxh64_file(file))}};
 }
 
