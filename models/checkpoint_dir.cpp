@@ -73,7 +73,7 @@ LoadedModel load_model_dir(const fs::path& dir, c10::Device device, std::optiona
   ModelConfig config = load_hf_config(dir / "config.json");
   c10::TensorOptions options = c10::TensorOptions().device(device);
   if (dtype) options = options.dtype(*dtype);
-  std::map<std::string, at::Tensor> weights = load_safetensors_dir(dir, options);
+  std::map<std::string, at::Tensor> weights = load_safetensors_dir(dir, options, /*require_finite=*/true);
   out.model = build_transformer(config, std::move(weights), dir.string());
   out.generation = load_generation_defaults(dir, out.model.config);
   return out;

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <sstream>
 
 #include "models/error.h"
@@ -26,9 +27,22 @@ int64_t get_int(const json& j, const char* key, const std::string& source) {
   return v.get<int64_t>();
 }
 
-int64_t get_positive_int(const json& j, const char* key, const std::string& source) {
+// No real model has a dimension near 2^31; a larger value is a damaged file, and refusing it here
+// keeps later products (hidden * vocab, layers * ...) far from overflow and from huge allocations.
+constexpr int64_t kMaxSize = int64_t{1} << 31;
+// The per-layer tables are allocated from num_hidden_layers before any weight is read.
+constexpr int64_t kMaxLayers = 1 << 16;
+
+int64_t get_positive_int(const json& j, const char* key, const std::string& source, int64_t max = kMaxSize) {
   int64_t v = get_int(j, key, source);
   if (v <= 0) fail(source, fmt::format("field '{}' must be positive, got {}", key, v));
+  if (v > max) fail(source, fmt::format("field '{}' must be at most {}, got {}", key, max, v));
+  return v;
+}
+
+// A float field that must be finite and > 0 (eps, theta, factors): NaN compares false everywhere.
+double require_positive_finite(double v, const char* key, const std::string& source) {
+  if (!(v > 0) || !std::isfinite(v)) fail(source, fmt::format("field '{}' must be > 0 and finite, got {}", key, v));
   return v;
 }
 
@@ -65,7 +79,7 @@ RopeConfig parse_rope(const json& j, const std::string& source) {
       if (!params->is_object()) fail(source, "field 'rope_scaling' must be an object or null");
     }
   }
-  if (rope.theta <= 0) fail(source, fmt::format("rope theta must be positive, got {}", rope.theta));
+  require_positive_finite(rope.theta, "rope_theta", params && where == "rope_parameters" ? source + ": rope_parameters" : source);
   if (params == nullptr) return rope;
 
   const std::string ctx = source + ": " + where;
@@ -80,13 +94,16 @@ RopeConfig parse_rope(const json& j, const std::string& source) {
   rope.type = type;
   if (type == "default") return rope;
   if (type == "linear") {
-    rope.factor = get_number(*params, "factor", ctx, 0, true);
+    rope.factor = require_positive_finite(get_number(*params, "factor", ctx, 0, true), "factor", ctx);
   } else if (type == "llama3") {
-    rope.factor = get_number(*params, "factor", ctx, 0, true);
-    rope.low_freq_factor = get_number(*params, "low_freq_factor", ctx, 0, true);
-    rope.high_freq_factor = get_number(*params, "high_freq_factor", ctx, 0, true);
-    rope.original_max_position_embeddings =
-        static_cast<int64_t>(get_number(*params, "original_max_position_embeddings", ctx, 0, true));
+    rope.factor = require_positive_finite(get_number(*params, "factor", ctx, 0, true), "factor", ctx);
+    rope.low_freq_factor = require_positive_finite(get_number(*params, "low_freq_factor", ctx, 0, true), "low_freq_factor", ctx);
+    rope.high_freq_factor =
+        require_positive_finite(get_number(*params, "high_freq_factor", ctx, 0, true), "high_freq_factor", ctx);
+    const double original = get_number(*params, "original_max_position_embeddings", ctx, 0, true);
+    if (!(original >= 1 && original <= static_cast<double>(kMaxSize)))  // the cast below needs the range
+      fail(ctx, fmt::format("field 'original_max_position_embeddings' must be in 1..{}, got {}", kMaxSize, original));
+    rope.original_max_position_embeddings = static_cast<int64_t>(original);
     if (rope.high_freq_factor <= rope.low_freq_factor)
       fail(ctx, "llama3 rope needs high_freq_factor > low_freq_factor");
     if (rope.original_max_position_embeddings <= 0 || rope.low_freq_factor <= 0)
@@ -131,7 +148,7 @@ ModelConfig parse_hf_config(const json& j, const std::string& source) {
   c.vocab_size = get_positive_int(j, "vocab_size", source);
   c.hidden_size = get_positive_int(j, "hidden_size", source);
   c.intermediate_size = get_positive_int(j, "intermediate_size", source);
-  c.num_layers = get_positive_int(j, "num_hidden_layers", source);
+  c.num_layers = get_positive_int(j, "num_hidden_layers", source, kMaxLayers);
   c.num_heads = get_positive_int(j, "num_attention_heads", source);
   c.num_kv_heads = (j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null())
                        ? get_positive_int(j, "num_key_value_heads", source)
@@ -149,7 +166,7 @@ ModelConfig parse_hf_config(const json& j, const std::string& source) {
   }
   if (c.head_dim % 2 != 0) fail(source, fmt::format("head_dim {} must be even for rotary embeddings", c.head_dim));
   c.max_position_embeddings = get_positive_int(j, "max_position_embeddings", source);
-  c.rms_norm_eps = get_number(j, "rms_norm_eps", source, 1e-6, true);
+  c.rms_norm_eps = require_positive_finite(get_number(j, "rms_norm_eps", source, 1e-6, true), "rms_norm_eps", source);
   c.rope = parse_rope(j, source);
 
   std::string act = "silu";

@@ -88,7 +88,7 @@ bool is_plain_file_name(const std::string& s) {
 }
 
 std::map<std::string, at::Tensor> load_indexed(const fs::path& dir, const fs::path& index_path,
-                                               const c10::TensorOptions& options) {
+                                               const c10::TensorOptions& options, bool require_finite) {
   const std::string idx = index_path.string();
   const nlohmann::json j = read_json_file(index_path, "safetensors index");
   if (!j.is_object()) throw Error(idx + ": index must be a JSON object, got " + j.type_name());
@@ -139,7 +139,7 @@ std::map<std::string, at::Tensor> load_indexed(const fs::path& dir, const fs::pa
       }
     }
     for (const StTensorInfo& t : shard.header().tensors)
-      out[t.name] = shard.load(t.name, options);  // file order
+      out[t.name] = shard.load(t.name, options, require_finite);  // file order
   }
   return out;
 }
@@ -150,17 +150,12 @@ std::map<std::string, at::Tensor> load_indexed(const fs::path& dir, const fs::pa
 
 SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   const std::string name = path.string();
-  const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(name + ": cannot open: " + errno_text(errno));
+  const int fd = open_regular_file(path);  // a FIFO or directory is refused, never waited on
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
     throw Error(name + ": cannot stat: " + errno_text(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(name + ": not a regular file");
   }
   const size_t size = static_cast<size_t>(st.st_size);
   if (size < 8) {  // mmap of 0 bytes fails; the parser reports a short file from its size alone
@@ -193,7 +188,8 @@ const StTensorInfo* SafetensorsFile::find(const std::string& name) const {
   return it == index_.end() ? nullptr : &header_.tensors[it->second];
 }
 
-at::Tensor SafetensorsFile::load(const std::string& name, const c10::TensorOptions& options) const {
+at::Tensor SafetensorsFile::load(const std::string& name, const c10::TensorOptions& options,
+                                 bool require_finite) const {
   const StTensorInfo* info = find(name);
   if (!info) throw Error(path_.string() + ": no tensor '" + name + "'");
   const std::optional<at::ScalarType> stored = to_scalar_type(info->dtype);
@@ -215,7 +211,24 @@ at::Tensor SafetensorsFile::load(const std::string& name, const c10::TensorOptio
   const at::ScalarType want = options.has_dtype() ? options.dtype().toScalarType() : *stored;
   const c10::Device device = options.has_device() ? options.device() : c10::Device(at::kCPU);
   if (want != *stored || device != t.device()) t = t.to(device, want);
+  if (require_finite) check_finite(t, name, *stored);
   return t;
+}
+
+// One pass per tensor: a NaN or Inf weight (or optimizer moment) would run to garbage outputs with
+// exit 0. Checked after the conversion, so a float32 value beyond float16's range is caught too.
+void SafetensorsFile::check_finite(const at::Tensor& t, const std::string& name, at::ScalarType stored) const {
+  if (!at::isFloatingType(t.scalar_type()) || t.numel() == 0) return;
+  const bool is_f8 = t.scalar_type() == at::kFloat8_e4m3fn || t.scalar_type() == at::kFloat8_e5m2;
+  const at::Tensor bad = at::logical_not(at::isfinite(is_f8 ? t.to(at::kFloat) : t));
+  const int64_t count = bad.sum().item<int64_t>();
+  if (count == 0) return;
+  const int64_t first = bad.flatten().nonzero()[0][0].item<int64_t>();
+  const std::string after = t.scalar_type() == stored
+                                ? std::string()
+                                : std::string(" after conversion to ") + c10::toString(t.scalar_type());
+  throw Error(path_.string() + ": tensor '" + name + "': " + std::to_string(count) +
+              " non-finite value(s) (NaN or Inf)" + after + ", the first at flat index " + std::to_string(first));
 }
 
 // --- writer --------------------------------------------------------------------------------------
@@ -340,16 +353,16 @@ std::vector<fs::path> write_sharded_safetensors(const fs::path& dir, const Named
 
 // --- checkpoint directories ----------------------------------------------------------------------
 
-std::map<std::string, at::Tensor> load_safetensors_dir(const fs::path& dir,
-                                                       const c10::TensorOptions& options) {
+std::map<std::string, at::Tensor> load_safetensors_dir(const fs::path& dir, const c10::TensorOptions& options,
+                                                       bool require_finite) {
   std::error_code ec;
   const fs::path index_path = dir / kIndexFile;
-  if (fs::exists(index_path, ec)) return load_indexed(dir, index_path, options);
+  if (fs::exists(index_path, ec)) return load_indexed(dir, index_path, options, require_finite);
   const fs::path single = dir / kSingleFile;
   if (fs::exists(single, ec)) {
     SafetensorsFile f(single);
     std::map<std::string, at::Tensor> out;
-    for (const StTensorInfo& t : f.header().tensors) out[t.name] = f.load(t.name, options);
+    for (const StTensorInfo& t : f.header().tensors) out[t.name] = f.load(t.name, options, require_finite);
     return out;
   }
   throw Error(std::string("no ") + kSingleFile + " or " + kIndexFile + " in " + dir.string());

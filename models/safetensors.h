@@ -31,10 +31,15 @@ class SafetensorsFile {
   bool contains(const std::string& name) const { return find(name) != nullptr; }
 
   // Copies tensor `name` out of the map into a new tensor with `options` (device + dtype);
-  // options without a dtype keep the stored one. Throws if absent or the dtype has no torch type.
-  at::Tensor load(const std::string& name, const c10::TensorOptions& options = {}) const;
+  // options without a dtype keep the stored one. Throws if absent, the dtype has no torch type, or,
+  // with require_finite (model weights, optimizer state), a floating tensor holds NaN or Inf after
+  // the conversion. The format itself allows them, so a plain read keeps them.
+  at::Tensor load(const std::string& name, const c10::TensorOptions& options = {}, bool require_finite = false) const;
 
  private:
+  // Throws mt::Error naming the file and tensor when a floating tensor holds NaN or Inf.
+  void check_finite(const at::Tensor& t, const std::string& name, at::ScalarType stored) const;
+
   std::filesystem::path path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
@@ -61,7 +66,9 @@ std::vector<std::filesystem::path> write_sharded_safetensors(const std::filesyst
 // Reads every tensor of a checkpoint directory: `model.safetensors.index.json` if present (each
 // shard named there must exist and hold exactly the tensors the index assigns to it), else
 // `model.safetensors`. Tensors keep their stored dtype unless `options` names one.
+// require_finite as SafetensorsFile::load.
 std::map<std::string, at::Tensor> load_safetensors_dir(const std::filesystem::path& dir,
-                                                       const c10::TensorOptions& options = {});
+                                                       const c10::TensorOptions& options = {},
+                                                       bool require_finite = false);
 
 }  // namespace mt

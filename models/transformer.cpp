@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include <optional>
+#include <set>
 
 #include "kernels/dispatch.h"
 #include "models/error.h"
@@ -70,6 +71,19 @@ Transformer build_transformer(const ModelConfig& config, std::map<std::string, a
                               const std::string& source) {
   Transformer m;
   m.config = config;
+  // num_hidden_layers against what the files hold, before the per-layer tables are built from it.
+  std::set<int64_t> layers;
+  const std::string prefix = "model.layers.";
+  for (const auto& kv : weights) {
+    if (kv.first.compare(0, prefix.size(), prefix) != 0) continue;
+    const size_t dot = kv.first.find('.', prefix.size());
+    const std::string digits = kv.first.substr(prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
+    if (!digits.empty() && digits.size() < 10 && digits.find_first_not_of("0123456789") == std::string::npos)
+      layers.insert(std::stoll(digits));
+  }
+  if (config.num_layers > static_cast<int64_t>(layers.size()))
+    throw Error(fmt::format("{}: config.json: 'num_hidden_layers' is {} but the weight files hold {} layer(s)", source,
+                            config.num_layers, layers.size()));
   if (config.tie_word_embeddings) {
     auto it = weights.find("lm_head.weight");
     if (it != weights.end()) {

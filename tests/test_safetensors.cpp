@@ -265,7 +265,7 @@ TEST_CASE("safetensors: rejects files too short or with a bad header length", "[
   require_bad_file(tmp / "zero.safetensors", {"header length is 0"});
   require_error([&] { open_file(tmp / "missing.safetensors"); },
                 {"missing.safetensors", "cannot open", "No such file"});
-  require_error([&] { open_file(tmp.path); }, {tmp.path.string(), "not a regular file"});
+  require_error([&] { open_file(tmp.path); }, {tmp.path.string(), "it is a directory"});
 }
 
 TEST_CASE("safetensors: rejects headers that are not a JSON object", "[safetensors]") {

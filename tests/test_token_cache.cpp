@@ -180,6 +180,9 @@ TEST_CASE("data: cache: the second load does not tokenize, and the key follows c
   other = moved;
   other.sources[0].path = root / "gone.jsonl";
   mt::test::require_error([&] { mt::load_tokenized_dataset(other, logger); }, {"gone.jsonl", "no such file"});
+  std::filesystem::create_directories(root / "adir.jsonl");  // a directory is said as such, not "no such file"
+  other.sources[0].path = root / "adir.jsonl";
+  mt::test::require_error([&] { mt::load_tokenized_dataset(other, logger); }, {"adir.jsonl", "it is a directory"});
   fs::remove_all(root);
 }
 

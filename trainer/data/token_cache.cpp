@@ -19,6 +19,7 @@
 #include "models/atomic_file.h"
 #include "models/error.h"
 #include "models/json_read.h"
+#include "models/read_file.h"
 #include "models/tokenizer.h"
 #include "trainer/base/hash.h"
 
@@ -254,7 +255,9 @@ namespace {
 
 json file_identity(const fs::path& file) {
   std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) throw Error(fmt::format("{}: no such file", file.string()));
+  if (!fs::exists(fs::symlink_status(file, ec)) || !fs::exists(file, ec))
+    throw Error(fmt::format("{}: no such file", file.string()));
+  check_regular_file(file, "data file");  // a directory or a FIFO is said as it is
   return json{{"bytes", static_cast<int64_t>(fs::file_size(file))}, {"xxh64", hex64(xxh64_file(file))}};
 }
 

@@ -67,7 +67,8 @@ std::vector<std::pair<int64_t, fs::path>> checkpoint_dirs(const fs::path& run_di
 std::map<std::string, at::Tensor> load_all(const fs::path& file) {
   SafetensorsFile st(file);
   std::map<std::string, at::Tensor> out;
-  for (const auto& info : st.header().tensors) out[info.name] = st.load(info.name);
+  // Weights and moments: a NaN written into a checkpoint by hand must not resume into garbage.
+  for (const auto& info : st.header().tensors) out[info.name] = st.load(info.name, {}, /*require_finite=*/true);
   return out;
 }
 

@@ -21,10 +21,22 @@ std::string run_chat_template(const TrainConfig& config, const fs::path& tokeniz
 
 namespace {
 
-ExampleOptions example_options(const TrainConfig& config, const fs::path& tokenizer_path) {
+// data.max_len capped at the model's positions (as the pipeline does), said once: rows longer than the
+// model was trained for would run silently, and a huge max_len would size the loader's buffers.
+int64_t run_max_len(const TrainConfig& config, const ModelConfig& mc, const LogFn& log) {
+  const int64_t max_len = config.data.max_len;
+  if (mc.max_position_embeddings <= 0 || max_len <= mc.max_position_embeddings) return max_len;
+  if (log)
+    log(fmt::format("warning: data.max_len {} exceeds the model's max_position_embeddings {} ({}/config.json): rows are "
+                    "capped at {} tokens",
+                    max_len, mc.max_position_embeddings, config.model.path, mc.max_position_embeddings));
+  return mc.max_position_embeddings;
+}
+
+ExampleOptions example_options(const TrainConfig& config, const fs::path& tokenizer_path, int64_t max_len) {
   ExampleOptions ex;
   ex.template_name = run_chat_template(config, tokenizer_path);
-  ex.max_len = config.data.max_len;
+  ex.max_len = max_len;
   ex.train_on_prompt = config.data.train_on_prompt;
   ex.too_long = config.data.too_long;
   ex.on_malformed = config.data.on_malformed;
@@ -40,10 +52,10 @@ void check_token_ids(const TokenCache& train_cache, const ModelConfig& mc, const
                             tokenizer_path.string(), max_id, mc.vocab_size));
 }
 
-LoaderOptions train_loader_options(const TrainConfig& config, const DistEnv& dist) {
+LoaderOptions train_loader_options(const TrainConfig& config, const DistEnv& dist, int64_t max_len) {
   const TrainingSection& tc = config.training;
   LoaderOptions lo;
-  lo.seq_len = config.data.max_len;
+  lo.seq_len = max_len;
   lo.batch_size = tc.micro_batch_size;
   lo.seed = static_cast<uint64_t>(tc.seed);
   lo.shuffle = config.data.shuffle;
@@ -63,7 +75,8 @@ TrainingData load_training_data(const TrainConfig& config, const ModelConfig& mc
   TrainingData d;
   const fs::path tokenizer_path = config.model.tokenizer.empty() ? model_path : fs::path(config.model.tokenizer);
   d.tokenizer_path = tokenizer_path;
-  const ExampleOptions ex = example_options(config, tokenizer_path);
+  const int64_t max_len = run_max_len(config, mc, log);
+  const ExampleOptions ex = example_options(config, tokenizer_path, max_len);
   d.chat_template = ex.template_name;
   const fs::path cache_dir = config.data.cache_dir.empty() ? run_dir / "cache" : fs::path(config.data.cache_dir);
   DatasetSpec spec{config.data.sources, tokenizer_path, ex, cache_dir};
@@ -84,7 +97,7 @@ TrainingData load_training_data(const TrainConfig& config, const ModelConfig& mc
     d.dataset_key += fmt::format("-eval{}", config.data.eval_fraction);
   }
   d.has_eval = d.eval_view.num_examples > 0;
-  d.loader_options = train_loader_options(config, dist);
+  d.loader_options = train_loader_options(config, dist, max_len);
   return d;
 }
 
