@@ -21,7 +21,7 @@
 #include "models/safetensors.h"
 #include "models/tokenizer.h"
 #include "trainer/base/fault_injection.h"
-#include "trainer/base/dir_lock.h"
+#include "trainer/base/file_lock.h"
 #include "trainer/engine/checkpoint.h"
 #include "trainer/report/tensorboard.h"
 #include "tests/run_fixtures.h"

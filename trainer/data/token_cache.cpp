@@ -6,7 +6,6 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include "models/atomic_file.h"
 #include "models/error.h"
 #include "models/json_read.h"
+#include "trainer/base/file_lock.h"
 #include "models/read_file.h"
 #include "models/tokenizer.h"
 #include "trainer/base/hash.h"
@@ -92,26 +92,6 @@ std::string random_suffix() {
   static std::mt19937_64 rng(std::random_device{}());
   return fmt::format("{}-{:x}", ::getpid(), rng());
 }
-
-// An exclusive flock held for this object's lifetime (released by the kernel if the process dies).
-struct FileLock {
-  int fd = -1;
-  explicit FileLock(const fs::path& file) {
-    fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) throw Error(fmt::format("{}: cannot open lock file: {}", file.string(), std::strerror(errno)));
-    while (::flock(fd, LOCK_EX) != 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      throw Error(fmt::format("{}: flock failed: {}", file.string(), std::strerror(err)));
-    }
-  }
-  ~FileLock() {
-    if (fd >= 0) ::close(fd);
-  }
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
-};
 
 int64_t header_int(const json& h, const char* key, const fs::path& file) {
   if (!h.contains(key) || !h[key].is_number_integer() || h[key].get<int64_t>() < 0)

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "trainer/base/dir_lock.h"
+#include "trainer/base/file_lock.h"
 
 #include "trainer/config/config.h"
 #include "trainer/engine/checkpoint.h"

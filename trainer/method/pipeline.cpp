@@ -12,7 +12,7 @@
 #include "models/chat_template.h"
 #include "models/error.h"
 #include "models/hf_config.h"
-#include "trainer/base/dir_lock.h"
+#include "trainer/base/file_lock.h"
 #include "trainer/base/fault_injection.h"
 #include "trainer/dist/distributed.h"
 #include "trainer/loop/train.h"

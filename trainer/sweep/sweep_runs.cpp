@@ -13,7 +13,7 @@
 
 #include "models/atomic_file.h"
 #include "models/error.h"
-#include "trainer/base/dir_lock.h"
+#include "trainer/base/file_lock.h"
 #include "trainer/base/jsonl.h"
 #include "trainer/method/pipeline.h"
 #include "trainer/method/run_layout.h"

@@ -1,5 +1,5 @@
-// The per-folder process lock (see dir_lock.h).
-#include "trainer/base/dir_lock.h"
+// Lock files: the waiting FileLock and the per-folder DirLock (see file_lock.h).
+#include "trainer/base/file_lock.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -16,6 +16,12 @@ namespace mt {
 
 namespace {
 
+int open_lock_file(const std::string& file) {
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(fmt::format("{}: cannot open the lock file: {}", file, std::strerror(errno)));
+  return fd;
+}
+
 // The holder's pid as it wrote it ("" when unreadable: it may be writing it right now).
 std::string read_holder_pid(int fd) {
   char buf[32] = {};
@@ -27,10 +33,23 @@ std::string read_holder_pid(int fd) {
 
 }  // namespace
 
+FileLock::FileLock(const std::filesystem::path& file) {
+  fd_ = open_lock_file(file.string());
+  while (::flock(fd_, LOCK_EX) != 0) {
+    if (errno == EINTR) continue;
+    const int err = errno;
+    ::close(fd_);
+    throw Error(fmt::format("{}: flock failed: {}", file.string(), std::strerror(err)));
+  }
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
 DirLock::DirLock(const std::filesystem::path& dir, const std::string& what) {
   const std::string file = (dir / kDirLockFile).string();
-  fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw Error(fmt::format("{}: cannot open the lock file: {}", file, std::strerror(errno)));
+  fd_ = open_lock_file(file);
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     const std::string pid = read_holder_pid(fd_);

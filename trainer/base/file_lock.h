@@ -1,4 +1,10 @@
-// One maintune process per output folder: a lock (flock(2) on DIR/.maintune.lock) that a train run,
+// Locks on lock files (flock(2)), held while the object lives and released by the kernel when the
+// holder dies, even by kill -9, so a crash never leaves a stale lock.
+//
+// FileLock waits for the lock: the token cache's builders queue on KEY.lock, so one tokenizes and
+// the others load its result.
+//
+// DirLock refuses instead: one maintune process per output folder (DIR/.maintune.lock) that a train run,
 // a pipeline and a sweep take on their folder before they write anything there. A second process on
 // the same folder would write over the first one's checkpoints and records; it is refused with the
 // holder's pid. The kernel releases the lock when its holder dies, even by kill -9, so a crashed run
@@ -8,6 +14,18 @@
 #include <string>
 
 namespace mt {
+
+class FileLock {
+ public:
+  // Takes the lock on `file` (created when missing), waiting while another process holds it.
+  explicit FileLock(const std::filesystem::path& file);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 class DirLock {
  public:
