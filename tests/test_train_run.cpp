@@ -84,6 +84,29 @@ void wait_for_file(const fs::path& file, int timeout_s = 300) {
   }
 }
 
+// Starts a run on `cfg`, sends `sig` after its third step and checks the graceful stop: exit 75
+// (not 0: `train && upload` must not upload; killed by the signal would be 128+sig), "stopped by
+// SIG" in the log, a checkpoint of the step it stopped at as `latest`, no final/. Returns the log.
+std::string stop_by_signal(const fs::path& dir, const fs::path& cfg, const fs::path& run, int sig,
+                           const std::string& sig_name) {
+  const pid_t pid = start_maintune("train --config " + cfg.string() + " --run-dir " + run.string() +
+                                       " --set training.checkpoint_every=0",
+                                   dir / "pid", dir / "rc", dir / "log");
+  wait_for_lines(run / "metrics.jsonl", 3);
+  REQUIRE(::kill(pid, sig) == 0);
+  wait_for_file(dir / "rc");
+  const std::string log = mt::test::read_file(dir / "log");
+  INFO(log);
+  CHECK(mt::test::read_file(dir / "rc") == "75\n");
+  CHECK(log.find("stopped by " + sig_name) != std::string::npos);
+  const int64_t stopped_at = static_cast<int64_t>(step_lines(run).size());
+  REQUIRE(stopped_at < 16);
+  CHECK(mt::test::read_file(run / "checkpoints" / "latest") == fmt::format("step_{:07d}\n", stopped_at));
+  CHECK(fs::exists(run / "checkpoints" / fmt::format("step_{:07d}", stopped_at)));
+  CHECK_FALSE(fs::exists(run / "final"));
+  return log;
+}
+
 // transformers loads `model_dir` and gives `m`'s logits on random ids of length `len`, exactly
 // (scripts/check_export.py; `scratch` holds the expected tensors).
 void check_transformers_logits(const mt::LoadedModel& m, const fs::path& model_dir, const fs::path& scratch, int64_t len) {
@@ -205,21 +228,8 @@ TEST_CASE("train: SIGTERM stops after the step with a checkpoint and exit 75 - t
   const fs::path dir = mt::test::temp_dir("train_term");
   const fs::path cfg = write_config(dir);
   const fs::path run = dir / "run";
-  const pid_t pid = start_maintune("train --config " + cfg.string() + " --run-dir " + run.string() +
-                                       " --set training.checkpoint_every=0",
-                                   dir / "pid", dir / "rc", dir / "log");
-  wait_for_lines(run / "metrics.jsonl", 3);
-  REQUIRE(::kill(pid, SIGTERM) == 0);
-  wait_for_file(dir / "rc");
-  const std::string log = mt::test::read_file(dir / "log");
+  const std::string log = stop_by_signal(dir, cfg, run, SIGTERM, "SIGTERM");
   INFO(log);
-  CHECK(mt::test::read_file(dir / "rc") == "75\n");  // not 0: `train && upload` must not upload
-  CHECK(log.find("stopped by SIGTERM") != std::string::npos);
-  const int64_t stopped_at = static_cast<int64_t>(step_lines(run).size());
-  REQUIRE(stopped_at < 16);
-  CHECK(mt::test::read_file(run / "checkpoints" / "latest") == fmt::format("step_{:07d}\n", stopped_at));
-  CHECK(fs::exists(run / "checkpoints" / fmt::format("step_{:07d}", stopped_at)));
-  CHECK_FALSE(fs::exists(run / "final"));
 
   // Without --resume the run directory is protected.
   auto refused = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run));
@@ -268,21 +278,7 @@ TEST_CASE("train: SIGHUP (a closed terminal) stops like SIGTERM, with a checkpoi
   const mt::test::TempDir dir("train_hup");
   const fs::path cfg = write_config(dir.path);
   const fs::path run = dir / "run";
-  const pid_t pid = start_maintune("train --config " + cfg.string() + " --run-dir " + run.string() +
-                                       " --set training.checkpoint_every=0",
-                                   dir / "pid", dir / "rc", dir / "log");
-  wait_for_lines(run / "metrics.jsonl", 3);
-  REQUIRE(::kill(pid, SIGHUP) == 0);
-  wait_for_file(dir / "rc");
-  const std::string log = mt::test::read_file(dir / "log");
-  INFO(log);
-  CHECK(mt::test::read_file(dir / "rc") == "75\n");  // killed by the signal would be 129
-  CHECK(log.find("stopped by SIGHUP") != std::string::npos);
-  const int64_t stopped_at = static_cast<int64_t>(step_lines(run).size());
-  REQUIRE(stopped_at < 16);
-  CHECK(mt::test::read_file(run / "checkpoints" / "latest") == fmt::format("step_{:07d}\n", stopped_at));
-  CHECK(fs::exists(run / "checkpoints" / fmt::format("step_{:07d}", stopped_at)));
-  CHECK_FALSE(fs::exists(run / "final"));
+  stop_by_signal(dir.path, cfg, run, SIGHUP, "SIGHUP");
 }
 
 TEST_CASE("train: a bad MAINTUNE_FAULT_NAN_STEPS names the variable and the bad item", "[fault][bad-input]") {
