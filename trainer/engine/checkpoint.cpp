@@ -189,7 +189,9 @@ fs::path save_checkpoint(const fs::path& run_dir, const TrainerState& state, con
   return final_dir;
 }
 
-void validate_checkpoint(const fs::path& dir) {
+// validate_checkpoint's checks; returns the trainer_state.json they passed, so that a load uses
+// what was checked (read once).
+static nlohmann::json validated_state(const fs::path& dir) {
   for (const char* f : {kWeightsFile, kOptimizerFile, kRngFile, kStateFile, kConfigFile})
     if (!fs::is_regular_file(dir / f)) throw Error(fmt::format("{}: missing {}", dir.string(), f));
   const fs::path state_path = dir / kStateFile;
@@ -219,13 +221,15 @@ void validate_checkpoint(const fs::path& dir) {
       SafetensorsFile check(dir / f);  // header and sizes
     }
   }
+  return j;
 }
 
+void validate_checkpoint(const fs::path& dir) { validated_state(dir); }
+
 LoadedCheckpoint load_checkpoint(const fs::path& dir) {
-  validate_checkpoint(dir);
+  const nlohmann::json j = validated_state(dir);
   LoadedCheckpoint c;
   c.dir = dir;
-  const nlohmann::json j = read_json_file(dir / kStateFile, "trainer state");
   c.state = TrainerState::from_json(j, (dir / kStateFile).string());
   c.optimizer_meta = j["optimizer"];
   c.weights = load_all(dir / kWeightsFile);
