@@ -19,8 +19,7 @@ void check_input_file(const fs::path& file) {
   std::error_code ec;
   const auto st = fs::status(file, ec);
   if (ec || !fs::exists(st)) throw Error(fmt::format("{}: no such file", file.string()));
-  if (fs::is_directory(st)) throw Error(fmt::format("{}: is a directory, expected a data file", file.string()));
-  if (!fs::is_regular_file(st)) throw Error(fmt::format("{}: not a regular file", file.string()));
+  check_regular_file(file, "data file");  // a directory or a FIFO said as it is, as for every file read
   const auto size = fs::file_size(file, ec);
   if (ec) throw Error(fmt::format("{}: cannot read size: {}", file.string(), ec.message()));
   if (size == 0) throw Error(fmt::format("{}: empty file (0 bytes), no records", file.string()));
