@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds maintune into build/ (or $MT_BUILD_DIR) with all cores, ccache and PCH.
-# Extra arguments go to cmake's configure step (e.g. -DMAINTUNE_ASAN=ON).
+# Extra arguments go to cmake's configure step (e.g. -DMAINTUNE_ASAN=ON). MT_BUILD_TARGET names one
+# target to build instead of all (scripts/demo.sh builds only `maintune`, not the test suite).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
@@ -23,4 +24,6 @@ if ! cmake -S "$root" -B "$build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" -DMT_PY
   exit 1
 fi
 grep -E "^-- maintune:" "$build/configure.log" || true
-cmake --build "$build" -j "$(nproc)"
+targets=()
+[ -n "${MT_BUILD_TARGET:-}" ] && targets=(--target "$MT_BUILD_TARGET")
+cmake --build "$build" -j "$(nproc)" "${targets[@]}"

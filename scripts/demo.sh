@@ -8,7 +8,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 "$here/setup.sh"
-"$here/build.sh"
+MT_BUILD_TARGET=maintune "$here/build.sh"  # the binary only: the tests are scripts/test.sh's
 bin="${MT_BUILD_DIR:-$root/build}/maintune"
 run="${1:-$(mktemp -d /tmp/maintune-demo.XXXXXX)/run}"
 resume=()
