@@ -209,7 +209,7 @@ const std::vector<KeyDef<PipelineConfig>>& config_keys() {
       // logging
       train_key(kNoStage, MT_KEY(logging, log_every), at_least(1), "Optimizer steps between plain log lines.", kResumeSafe),
       train_key(kNoStage, MT_KEY(logging, progress), one_of({"auto", "bar", "lines", "none"}),
-          "auto = a bar on a TTY, log lines otherwise.", kResumeSafe),
+          "auto = a bar on a TTY, log lines otherwise; none = no step progress (messages and warnings still print).", kResumeSafe),
       train_key(kNoStage, MT_KEY(logging, tensorboard), any_value(), "Write TensorBoard event files into the run dir.", kResumeSafe),
       // distributed (under torchrun; docs/distributed.md)
       train_key(kNoStage, MT_KEY(distributed, backend), one_of({"auto", "nccl", "gloo"}),

@@ -477,9 +477,11 @@ TrainOutcome run_training(const TrainConfig& config, const std::string& resume) 
   const fs::path run_dir = config.output.run_dir;
   Progress progress(main_rank ? config.logging.progress : "none", 1, config.logging.log_every);
   RunLog run_log;
+  // Rank 0 speaks for the job: the other ranks' messages would repeat its own.
   const LogFn log = [&](const std::string& m) {
+    if (!main_rank) return;
     progress.message(m);
-    if (main_rank) run_log.line(m);
+    run_log.line(m);
   };
   load_nan_steps_from_env();
   // A start that fails leaves no run directory behind when this command made it; a run that fails

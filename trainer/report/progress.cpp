@@ -168,7 +168,6 @@ void Progress::update(const ProgressStats& s) {
 }
 
 void Progress::message(const std::string& line) {
-  if (none_) return;
   const char* newline = (!line.empty() && line.back() == '\n') ? "" : "\n";
   if (bar_ && bar_drawn_) {
     // Replace the bar by the message, then draw the bar again below it.

@@ -51,12 +51,13 @@ size_t terminal_columns(std::FILE* out);
 
 class Progress {
  public:
-  // mode: "auto" (bar when `out` is a TTY, else lines) | "bar" | "lines" | "none". columns: the bar's
+  // mode: "auto" (bar when `out` is a TTY, else lines) | "bar" | "lines" | "none" (no step progress;
+  // messages still print: a warning must not depend on how progress is shown). columns: the bar's
   // terminal width; 0 = terminal_columns(out), asked at each redraw so a resize takes effect.
   Progress(const std::string& mode, int64_t total_steps, int64_t log_every, std::FILE* out = stderr,
            size_t columns = 0);
   void update(const ProgressStats& stats);   // bar: redraw; lines: print when step % log_every == 0 or last step
-  void message(const std::string& line);     // always printed (except mode none) on its own line
+  void message(const std::string& line);     // always printed, on its own line
   void finish();                             // ends the bar line
   bool is_bar() const { return bar_; }
 
