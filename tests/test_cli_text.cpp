@@ -114,3 +114,79 @@ TEST_CASE("cli text: text inputs without a tokenizer or template are clear error
   CHECK(r.output.find(dir.string()) != std::string::npos);
   fs::remove_all(dir);
 }
+
+TEST_CASE("cli text: generate asks {\"turns\"} one after another, each after the model's answer to the one before",
+          "[cli][tokenizer][chat]") {
+  const fs::path dir = make_text_model();
+  const mt::Tokenizer tok = mt::Tokenizer::load(dir);
+  using json = nlohmann::json;
+  const std::vector<std::string> q = {"Name a colour.", "Why that one?", "And a second?"};
+  // Mixed on purpose: conversations of 3, 1 and 2 turns next to a single instruction, so that a
+  // batch's later rounds hold fewer requests than its first.
+  const std::vector<json> records = {{{"question_id", 81}, {"turns", q}},
+                                     {{"question_id", 82}, {"turns", {q[0]}}},
+                                     {{"instruction", q[0]}},
+                                     {{"question_id", 84}, {"system", "Be brief."}, {"turns", {q[1], q[2]}}}};
+  std::string jsonl;
+  for (const json& r : records) jsonl += r.dump() + "\n";
+  mt::test::write_file(dir / "turns.jsonl", jsonl);
+  const std::string base = "generate --model " + mt::test::quoted(dir) + " --device cpu --template llama2 " +
+                           "--max-new-tokens 3 --stop-ids none --data ";
+  const auto run = [&](const std::string& args) {
+    auto r = mt::test::run_maintune(base + args);
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    return mt::test::json_lines(r.output);
+  };
+  const auto lines = run(mt::test::quoted(dir / "turns.jsonl") + " --batch-size 4");
+  REQUIRE(lines.size() == records.size());
+  CHECK(lines[0]["question_id"] == 81);
+  REQUIRE(lines[0]["turns"].size() == 3);
+  REQUIRE(lines[1]["turns"].size() == 1);
+  CHECK_FALSE(lines[2].contains("turns"));
+  REQUIRE(lines[3]["turns"].size() == 2);
+  // Batching changes nothing (greedy): one request at a time gives the same lines.
+  CHECK(run(mt::test::quoted(dir / "turns.jsonl") + " --batch-size 1") == lines);
+  // A one-turn conversation is an instruction.
+  CHECK(lines[1]["turns"][0] == lines[2]);
+
+  // Every turn continues the conversation as a chat client sends it back: the earlier turns with the
+  // model's answers as text. Generating from those rendered ids directly gives the same answer.
+  const auto turn_prompt = [&](const std::vector<mt::ChatMessage>& before, const json& answers, size_t k) {
+    std::vector<mt::ChatMessage> m = before;
+    for (size_t i = 0; i < k; ++i) {
+      m.push_back({"user", q[i]});
+      m.push_back({"assistant", answers[i]["text"].get<std::string>()});
+    }
+    m.push_back({"user", q[k]});
+    return mt::render_chat(tok, "llama2", m, false, true).ids;
+  };
+  std::string direct;
+  for (size_t k = 0; k < 3; ++k) direct += json{{"prompt_ids", turn_prompt({}, lines[0]["turns"], k)}}.dump() + "\n";
+  mt::test::write_file(dir / "direct.jsonl", direct);
+  const auto direct_lines = run(mt::test::quoted(dir / "direct.jsonl"));
+  REQUIRE(direct_lines.size() == 3);
+  for (size_t k = 0; k < 3; ++k) {
+    INFO("turn " << k + 1);
+    CHECK(direct_lines[k]["generated_ids"] == lines[0]["turns"][k]["generated_ids"]);
+    CHECK(lines[0]["turns"][k]["text"] == tok.decode(lines[0]["turns"][k]["generated_ids"].get<std::vector<int64_t>>(), true));
+  }
+  // The system prompt comes first, in every turn.
+  std::vector<mt::ChatMessage> second = {{"system", "Be brief."}, {"user", q[1]},
+                                         {"assistant", lines[3]["turns"][0]["text"].get<std::string>()}, {"user", q[2]}};
+  mt::test::write_file(dir / "sys.jsonl", json{{"prompt_ids", mt::render_chat(tok, "llama2", second, false, true).ids}}.dump() + "\n");
+  CHECK(run(mt::test::quoted(dir / "sys.jsonl"))[0]["generated_ids"] == lines[3]["turns"][1]["generated_ids"]);
+
+  // Bad turns name the line.
+  for (const auto& [bad, says] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"turns": []})", "bad.jsonl:1: field 'turns' must be a non-empty list"},
+           {R"({"turns": ["a", 7]})", "bad.jsonl:1: turns[1] must be a string"},
+           {R"({"turns": ["a"], "instruction": "b"})", "bad.jsonl:1: give exactly one of"}}) {
+    mt::test::write_file(dir / "bad.jsonl", bad + "\n");
+    auto r = mt::test::run_maintune(base + mt::test::quoted(dir / "bad.jsonl"));
+    INFO(r.output);
+    CHECK(r.exit_code == 1);
+    CHECK(r.output.find(says) != std::string::npos);
+  }
+  fs::remove_all(dir);
+}

@@ -1,10 +1,13 @@
 // `maintune generate`: KV-cache generation for each JSONL line ({"prompt_ids": [...]}, {"prompt":
 // text} or {"instruction": text} through the chat template), printing {"generated_ids": [...],
 // "finish_reason": "stop"|"length"} per line in input order, plus "text" when a tokenizer is in use.
-// Instruction prompts stop at the template's end of turn as well as at the model's eos.
+// Instruction prompts stop at the template's end of turn as well as at the model's eos. A {"turns":
+// [...]} record (MT-Bench) is a conversation: each turn is asked after the model's answer to the one
+// before, and its line is {"turns": [answer, ...]}.
 #include <fmt/format.h>
 
 #include <cmath>
+#include <optional>
 #include "models/error.h"
 #include "models/generate.h"
 #include "trainer/cli/commands.h"
@@ -83,8 +86,9 @@ SamplingSettings sampling_from_args(const Args& args, const LoadedModel& loaded)
 int cmd_generate(int argc, char** argv) {
   const std::vector<OptionSpec> spec = input_command_options({
       {"data", true,
-       "JSONL file (- = stdin) or a .json file holding an array of {\"prompt_ids\": [...]}, {\"prompt\": text} or "
-       "{\"instruction\": text}; an id, key or question_id field is copied to the output",
+       "JSONL file (- = stdin) or a .json file holding an array of {\"prompt_ids\": [...]}, {\"prompt\": text}, "
+       "{\"instruction\": text} or {\"turns\": [text, ...]} (multi-turn, MT-Bench); an id, key or question_id "
+       "field is copied to the output",
        ""},
       {"max-new-tokens", true, "tokens to generate at most per prompt", "generation_config.json, else 32"},
       {"sample", false, "sample instead of greedy decoding", ""},
@@ -113,31 +117,63 @@ int cmd_generate(int argc, char** argv) {
   SamplingConfig s = settings.config;
   if (args.get("stop-ids") == "none") s.stop_ids.clear();
   else s.stop_ids = args.has("stop-ids") ? args.get_int_list("stop-ids") : default_stop_ids(g.eos_token_ids, text.context, records);
-  // Check each line on its own so an error names the line, not a batch.
+  // Check each prompt on its own so an error names the line, not a batch.
   const int64_t max_pos = loaded.model.config.max_position_embeddings;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    check_token_ids(prompts[i], loaded.model.config, where[i], "prompt_ids");
-    const int64_t len = static_cast<int64_t>(prompts[i].size());
+  const auto check_prompt = [&](const std::vector<int64_t>& prompt, const std::string& place) {
+    check_token_ids(prompt, loaded.model.config, place, "prompt_ids");
+    const int64_t len = static_cast<int64_t>(prompt.size());
     if (s.max_new_tokens > max_pos - len)
       throw Error(fmt::format("{}: the prompt's {} tokens + max_new_tokens {} ({}) exceed max_position_embeddings {}: "
                               "at most {} new tokens fit",
-                              where[i], len, s.max_new_tokens, settings.max_new_tokens_source, max_pos,
+                              place, len, s.max_new_tokens, settings.max_new_tokens_source, max_pos,
                               std::max<int64_t>(0, max_pos - len)));
+  };
+  std::vector<std::optional<ChatTurns>> conversations;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    check_prompt(prompts[i], where[i]);
+    conversations.push_back(chat_turns_from_json(records[i], where[i]));
   }
+  const auto rounds = [&](size_t i) { return conversations[i] ? conversations[i]->turns.size() : size_t{1}; };
 
   for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(batch)) {
     const size_t last = std::min(prompts.size(), first + static_cast<size_t>(batch));
-    std::vector<std::vector<int64_t>> chunk(prompts.begin() + static_cast<long>(first),
-                                            prompts.begin() + static_cast<long>(last));
-    SamplingConfig cs = s;
-    cs.seed = s.seed + first;  // each batch its own stream, reproducible for a fixed --batch-size
-    const std::vector<std::vector<int64_t>> outs = generate(loaded.model, chunk, cs);
-    for (size_t k = 0; k < outs.size(); ++k) {
-      const std::vector<int64_t>& o = outs[k];
-      const bool stopped = !o.empty() && std::find(s.stop_ids.begin(), s.stop_ids.end(), o.back()) != s.stop_ids.end();
-      nlohmann::json j = {{"generated_ids", o}, {"finish_reason", stopped ? "stop" : "length"}};
-      if (text.tokenizer) j["text"] = text.tokenizer->decode(o, /*skip_special=*/true);
-      copy_record_id(records[first + k], j);
+    std::vector<nlohmann::json> answers(last - first, nlohmann::json::array());
+    std::vector<std::vector<std::string>> answer_texts(last - first);
+    // Round r asks every record of the batch that has an r-th turn; a later turn's prompt holds the
+    // answers to the earlier ones, so it is built only once they are generated.
+    for (size_t round = 0;; ++round) {
+      std::vector<size_t> asked;
+      std::vector<std::vector<int64_t>> chunk;
+      for (size_t i = first; i < last; ++i) {
+        if (round >= rounds(i)) continue;
+        asked.push_back(i);
+        if (round == 0) {
+          chunk.push_back(prompts[i]);
+        } else {
+          chunk.push_back(chat_turn_prompt(*conversations[i], answer_texts[i - first], text.context, where[i]));
+          check_prompt(chunk.back(), fmt::format("{}: turn {}", where[i], round + 1));
+        }
+      }
+      if (asked.empty()) break;
+      SamplingConfig cs = s;
+      // Each batch and round its own stream, reproducible for a fixed --batch-size (round 0 as before turns existed).
+      cs.seed = s.seed + first + round * prompts.size();
+      const std::vector<std::vector<int64_t>> outs = generate(loaded.model, chunk, cs);
+      for (size_t k = 0; k < outs.size(); ++k) {
+        const std::vector<int64_t>& o = outs[k];
+        const bool stopped = !o.empty() && std::find(s.stop_ids.begin(), s.stop_ids.end(), o.back()) != s.stop_ids.end();
+        nlohmann::json j = {{"generated_ids", o}, {"finish_reason", stopped ? "stop" : "length"}};
+        if (text.tokenizer) {
+          j["text"] = text.tokenizer->decode(o, /*skip_special=*/true);
+          answer_texts[asked[k] - first].push_back(j["text"].get<std::string>());
+        }
+        answers[asked[k] - first].push_back(std::move(j));
+      }
+    }
+    for (size_t i = first; i < last; ++i) {
+      // One line per record: its answer, or for {"turns"} the list of answers, one per turn.
+      nlohmann::json j = conversations[i] ? nlohmann::json{{"turns", answers[i - first]}} : answers[i - first][0];
+      copy_record_id(records[i], j);
       out().write_line(j.dump());  // checked line by line: a full disk stops the run here
     }
   }

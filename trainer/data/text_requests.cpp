@@ -46,12 +46,15 @@ std::vector<int64_t> instruction_prompt(const Tokenizer& tok, const std::string&
   return render_chat(tok, tmpl, {{"user", instruction}}, false, /*add_generation_prompt=*/true).ids;
 }
 
+bool is_chat_request(const nlohmann::json& r) {
+  return r.is_object() && (r.contains("instruction") || r.contains("turns"));
+}
+
 }  // namespace
 
 std::vector<int64_t> default_stop_ids(const std::vector<int64_t>& eos_ids, const TextContext& ctx,
                                       const std::vector<nlohmann::json>& records) {
-  const bool chat = std::any_of(records.begin(), records.end(),
-                                [](const nlohmann::json& r) { return r.is_object() && r.contains("instruction"); });
+  const bool chat = std::any_of(records.begin(), records.end(), is_chat_request);
   if (!chat || ctx.tokenizer == nullptr || ctx.chat_template.empty()) return eos_ids;
   return chat_stop_ids(*ctx.tokenizer, ctx.chat_template, eos_ids);
 }
@@ -65,15 +68,54 @@ void copy_record_id(const nlohmann::json& record, nlohmann::json& out) {
 }
 
 bool json_uses_text(const nlohmann::json& obj) {
-  return obj.contains("prompt") || obj.contains("instruction") || obj.contains("target") || obj.contains("response");
+  return obj.contains("prompt") || obj.contains("instruction") || obj.contains("target") || obj.contains("response") ||
+         obj.contains("turns");
+}
+
+std::optional<ChatTurns> chat_turns_from_json(const nlohmann::json& obj, const std::string& where) {
+  if (!obj.contains("turns")) return std::nullopt;
+  const auto& turns = obj["turns"];
+  if (!turns.is_array() || turns.empty())
+    throw Error(fmt::format("{}: field 'turns' must be a non-empty list of strings (the user turns)", where));
+  ChatTurns request;
+  for (size_t i = 0; i < turns.size(); ++i) {
+    if (!turns[i].is_string())
+      throw Error(fmt::format("{}: turns[{}] must be a string, got {}", where, i, turns[i].type_name()));
+    request.turns.push_back(turns[i].get<std::string>());
+  }
+  if (obj.contains("system")) request.system = text_field(obj, "system", where);
+  return request;
+}
+
+std::vector<int64_t> chat_turn_prompt(const ChatTurns& request, const std::vector<std::string>& answers,
+                                      const TextContext& ctx, const std::string& where) {
+  if (answers.size() >= request.turns.size())
+    throw Error(fmt::format("{}: no turn {} to ask (the record has {})", where, answers.size() + 1, request.turns.size()));
+  std::vector<ChatMessage> messages;
+  if (!request.system.empty()) messages.push_back({"system", request.system});
+  for (size_t i = 0; i < answers.size(); ++i) {
+    messages.push_back({"user", request.turns[i]});
+    messages.push_back({"assistant", answers[i]});
+  }
+  messages.push_back({"user", request.turns[answers.size()]});
+  const std::string turn_where = fmt::format("{}: turn {}", where, answers.size() + 1);
+  const Tokenizer& tok = need_tokenizer(ctx, turn_where);
+  const std::string& tmpl = need_template(ctx, turn_where);
+  try {
+    return render_chat(tok, tmpl, messages, false, /*add_generation_prompt=*/true).ids;
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", turn_where, e.what()));
+  }
 }
 
 std::vector<int64_t> generation_prompt_from_json(const nlohmann::json& obj, const TextContext& ctx,
                                                  const std::string& where) {
-  const int given = int(obj.contains("prompt_ids")) + int(obj.contains("prompt")) + int(obj.contains("instruction"));
+  const int given = int(obj.contains("prompt_ids")) + int(obj.contains("prompt")) + int(obj.contains("instruction")) +
+                    int(obj.contains("turns"));
   if (given != 1)
-    throw Error(fmt::format("{}: give exactly one of 'prompt_ids', 'prompt' or 'instruction'", where));
+    throw Error(fmt::format("{}: give exactly one of 'prompt_ids', 'prompt', 'instruction' or 'turns'", where));
   if (obj.contains("prompt_ids")) return json_token_ids(obj, "prompt_ids", where);
+  if (const auto request = chat_turns_from_json(obj, where)) return chat_turn_prompt(*request, {}, ctx, where);
   if (obj.contains("prompt")) {
     const std::string prompt = text_field(obj, "prompt", where);
     return bos_plus(need_tokenizer(ctx, where), prompt);

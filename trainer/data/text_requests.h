@@ -20,9 +20,24 @@ struct TextContext {
   std::string chat_template;             // required for instruction fields
 };
 
-// Prompt ids for generation from {"prompt_ids"}, {"prompt"} or {"instruction"}. `where` = "FILE:LINE".
+// Prompt ids for generation from {"prompt_ids"}, {"prompt"}, {"instruction"} or {"turns"} (the first
+// turn's prompt; see chat_turns_from_json). `where` = "FILE:LINE".
 std::vector<int64_t> generation_prompt_from_json(const nlohmann::json& obj, const TextContext& ctx,
                                                  const std::string& where);
+
+// A multi-turn request, MT-Bench's question format: {"turns": [q1, q2, ...]} and an optional
+// "system": user turns asked one after another, each after the model's answer to the one before.
+struct ChatTurns {
+  std::string system;              // "" = none
+  std::vector<std::string> turns;  // at least one
+};
+// The record's turns when it has a "turns" field, else nullopt; a bad one throws naming `where`.
+std::optional<ChatTurns> chat_turns_from_json(const nlohmann::json& obj, const std::string& where);
+// The generation prompt of turn answers.size(): the system prompt, the user turns before it with
+// the model's answers to them (as text, so the conversation renders exactly as a chat client would
+// send it back), then that turn and the assistant opening.
+std::vector<int64_t> chat_turn_prompt(const ChatTurns& request, const std::vector<std::string>& answers,
+                                      const TextContext& ctx, const std::string& where);
 
 // Prompt and target ids for scoring from {"prompt_ids","target_ids"}, {"prompt","target"} or
 // {"instruction","response"}.
@@ -31,7 +46,7 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> score_pair_from_json(const
                                                                            const std::string& where);
 
 // The ids generation stops at unless told otherwise: the model's `eos_ids`, and when some record
-// is an {"instruction"} prompt (rendered with ctx's chat template) the template's end of turn and
+// is an {"instruction"} or {"turns"} prompt (rendered with ctx's chat template) the template's end of turn and
 // the tokenizer's EOS too (chat_stop_ids), since that is what the model learned to end a turn with.
 std::vector<int64_t> default_stop_ids(const std::vector<int64_t>& eos_ids, const TextContext& ctx,
                                       const std::vector<nlohmann::json>& records);
