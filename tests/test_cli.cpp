@@ -154,7 +154,7 @@ TEST_CASE("cli: bad input files name the file and line and exit 1", "[cli][bad-i
   const std::vector<Case> cases = {
       {"bad_json.jsonl", "{\"prompt_ids\": [1, 2]}\n\n{\"prompt_ids\": [1, 2\n", "bad_json.jsonl:3: invalid JSON"},
       {"not_object.jsonl", "[1, 2, 3]\n", "not_object.jsonl:1: expected a JSON object"},
-      {"missing.jsonl", "{\"text\": [1]}\n", "missing.jsonl:1: give exactly one of 'prompt_ids', 'prompt' or 'instruction'"},
+      {"missing.jsonl", "{\"text\": [1]}\n", "missing.jsonl:1: give exactly one of 'prompt_ids', 'prompt', 'instruction' or 'turns'"},
       {"not_text.jsonl", "{\"prompt\": [1]}\n", "not_text.jsonl:1: field 'prompt' must be a string"},
       {"not_int.jsonl", "{\"prompt_ids\": [1, \"a\"]}\n", "not_int.jsonl:1: field 'prompt_ids'[1]"},
       {"range.jsonl", "{\"prompt_ids\": [1]}\n{\"prompt_ids\": [99999]}\n", "token id 99999"},
