@@ -11,6 +11,7 @@
 #include "trainer/data/examples.h"
 #include "trainer/data/token_cache.h"
 #include "tests/conversation_msgs.h"
+#include "tests/shared_data.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -182,9 +183,8 @@ TEST_CASE("data shapes: TRL conversational prompt/completion equals the messages
     std::vector<std::string> parts;
   };
   const std::vector<Bad> bad = {
-      {{{"prompt", {turn("user", "Hi"), turn("assistant", "Hello"), turn("user", "Bye")}},
-        {"completion", {turn("assistant", "Bye")}}},
-       {"2 prompt[1]", "an assistant turn in the prompt is not supported"}},
+      {{{"prompt", {turn("user", "Hi"), turn("tool", "42")}}, {"completion", {turn("assistant", "Bye")}}},
+       {"2 prompt[1]", "tool"}},
       {{{"prompt", {turn("user", "Hi")}}, {"completion", {turn("user", "Hello")}}},
        {"2 completion[0]", "role 'user' in the completion"}},
       {{{"prompt", "Hi"}, {"completion", {turn("assistant", "Hello")}}},
@@ -392,5 +392,64 @@ TEST_CASE("data shapes: real Alpaca data rewritten as TRL prompt/completion give
     REQUIRE(stats.shapes.size() >= 1);
     for (const auto& sh : stats.shapes) CHECK(sh.all_trained());
     check_same_examples(mt::tokenize_conversations(tok, got, o), expected);
+  }
+}
+
+TEST_CASE("data shapes: a TRL multi-turn prompt is context - only the completion is trained", "[data]") {
+  Scratch s;
+  const json prompt = {turn("system", "Be brief."), turn("user", "Hi"), turn("assistant", "Hello there."),
+                       turn("user", "And the capital of France?")};
+  const json completion = {turn("assistant", "Paris.")};
+  const fs::path path = s.jsonl("trl_multi.jsonl", {{{"prompt", prompt}, {"completion", completion}}});
+  const auto convs = mt::read_conversations(source(path));
+  REQUIRE(convs.size() == 1);
+  CHECK(convs[0].context_messages == 3);  // up to the prompt's last assistant turn
+  json all = prompt;
+  all.push_back(completion[0]);
+  const auto as_messages = mt::read_conversations(source(s.jsonl("m.jsonl", {{{"messages", all}}}), "messages"));
+  REQUIRE(as_messages.size() == 1);
+  CHECK(msgs(convs[0]) == msgs(as_messages[0]));
+  CHECK(as_messages[0].context_messages == 0);  // the messages format trains every assistant turn
+
+  const mt::Tokenizer llama3 = mt::Tokenizer::load(mt::test::vocab_file("llama3"));
+  const mt::Tokenizer llama2 = mt::Tokenizer::load(mt::test::vocab_file("llama2"));
+  const mt::Tokenizer chatml = mt::Tokenizer::load(mt::test::make_hf_dir("tokenizers/mistral/tokenizer.model", "chatml-mistral"));
+  for (const auto& [tok, tmpl] : std::vector<std::pair<const mt::Tokenizer*, std::string>>{
+           {&llama3, "llama3"}, {&llama2, "llama2"}, {&chatml, "chatml"}, {&llama2, "mistral"}}) {
+    INFO(tmpl);
+    mt::ExampleOptions o;
+    o.template_name = tmpl;
+    auto trl_convs = convs;
+    auto msg_convs = as_messages;
+    if (tmpl == "mistral") {  // no system turn in mistral's template: the same without it
+      trl_convs[0].messages.erase(trl_convs[0].messages.begin());
+      trl_convs[0].context_messages -= 1;
+      msg_convs[0].messages.erase(msg_convs[0].messages.begin());
+    }
+    const auto trl = mt::tokenize_conversations(*tok, trl_convs, o);
+    const auto every_turn = mt::tokenize_conversations(*tok, msg_convs, o);
+    REQUIRE(trl.size() == 1);
+    REQUIRE(every_turn.size() == 1);
+    // The same ids; the mask is the messages format's without the context's answer: the targets are
+    // exactly those after the rendering of the context messages alone.
+    REQUIRE(trl.tokens == every_turn.tokens);
+    const auto& m = trl_convs[0].messages;
+    const mt::RenderedChat context = mt::render_chat(
+        *tok, tmpl, std::vector<mt::ChatMessage>(m.begin(), m.begin() + static_cast<long>(trl_convs[0].context_messages)));
+    int64_t context_targets = 0;
+    for (size_t t = 0; t < trl.masks.size(); ++t) {
+      if (t < context.ids.size()) {
+        CHECK(trl.masks[t] == 0);
+        context_targets += every_turn.masks[t] != 0;
+      } else {
+        CHECK(trl.masks[t] == every_turn.masks[t]);
+      }
+    }
+    CHECK(context_targets > 0);  // the context's answer would have been trained on
+    std::vector<int64_t> target;
+    for (size_t t = 0; t < trl.masks.size(); ++t)
+      if (trl.masks[t] != 0) target.push_back(trl.tokens[t]);
+    CHECK(tok->decode(target, /*skip_special=*/true).find("Paris.") != std::string::npos);
+    CHECK(tok->decode(target, true).find("Hello there.") == std::string::npos);
   }
 }

@@ -95,6 +95,9 @@ struct Conversation {
   std::vector<ChatMessage> messages;  // roles "system" | "user" | "assistant"
   std::string where;
   bool prompts_only = false;          // user turns without responses: usable for generation only
+  // The first `context_messages` messages are context only: their assistant turns are not trained
+  // on (TRL prompt/completion trains the completion alone, the prompt's earlier answers included).
+  size_t context_messages = 0;
 };
 
 struct TextSegment {

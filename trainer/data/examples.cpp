@@ -62,12 +62,31 @@ std::optional<TokenizedExample> apply_length_policy(const RenderedChat& r, const
   return e;
 }
 
+namespace {
+
+// Takes the context messages' tokens out of the loss. They are the rendering of those messages alone,
+// which every template here renders as a prefix of the whole conversation; checked, since a template
+// that did not would silently train on the wrong span.
+void mask_context_messages(const Tokenizer& tok, const std::string& template_name, const Conversation& conv, RenderedChat& r) {
+  const std::vector<ChatMessage> context(conv.messages.begin(),
+                                         conv.messages.begin() + static_cast<long>(conv.context_messages));
+  const RenderedChat prefix = render_chat(tok, template_name, context);
+  if (prefix.ids.size() > r.ids.size() || !std::equal(prefix.ids.begin(), prefix.ids.end(), r.ids.begin()))
+    throw Error(fmt::format("template {} does not render the prompt's turns as the start of the conversation, so "
+                            "the completion cannot be trained alone",
+                            template_name));
+  std::fill(r.loss_mask.begin(), r.loss_mask.begin() + static_cast<long>(prefix.ids.size()), uint8_t{0});
+}
+
+}  // namespace
+
 std::optional<TokenizedExample> make_example(const Tokenizer& tok, const Conversation& conv, const ExampleOptions& o,
                                              DataStats& stats) {
   if (conv.prompts_only) return std::nullopt;
   RenderedChat r;
   try {
     r = render_chat(tok, o.template_name, conv.messages, o.train_on_prompt);
+    if (conv.context_messages > 0 && !o.train_on_prompt) mask_context_messages(tok, o.template_name, conv, r);
   } catch (const Error& e) {
     throw Error(fmt::format("{}: {}", conv.where, e.what()));
   }

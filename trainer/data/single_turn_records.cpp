@@ -47,9 +47,8 @@ const json& required_field(const json& obj, const std::string& key, const std::s
   return *it;
 }
 
-// TRL conversational prompt-completion: the prompt's turns (system and user; an assistant turn there
-// would be trained on too, where TRL trains on the completion only), then the completion's
-// assistant turns.
+// TRL conversational prompt-completion: the prompt's turns (system, user, and earlier assistant
+// answers, kept as context: TRL trains on the completion only), then the completion's assistant turns.
 Conversation conversational_pair(const DataSourceConfig& c, const json& obj, const std::string& where,
                                  const json& prompt, const json& completion) {
   Conversation conv;
@@ -57,20 +56,21 @@ Conversation conversational_pair(const DataSourceConfig& c, const json& obj, con
   const std::string pw = fmt::format("{} {}", where, c.prompt_field);
   const std::string cw = fmt::format("{} {}", where, c.completion_field);
   conv.messages = read_message_list(prompt, c.role_field, c.content_field, pw);
-  for (size_t k = 0; k < conv.messages.size(); ++k)
-    if (conv.messages[k].role == "assistant")
-      throw Error(fmt::format("{}[{}]: an assistant turn in the prompt is not supported (it would be trained on "
-                              "like the completion; TRL trains on the completion only): use the messages format to "
-                              "train on every assistant turn",
-                              pw, k));
   const std::vector<ChatMessage> answer = read_message_list(completion, c.role_field, c.content_field, cw);
   if (answer.empty()) throw Error(fmt::format("{}: field '{}' is an empty list", where, c.completion_field));
   for (size_t k = 0; k < answer.size(); ++k)
     if (answer[k].role != "assistant")
       throw Error(fmt::format("{}[{}]: role '{}' in the completion, which holds the assistant's answer", cw, k,
                               answer[k].role));
-  conv.messages.insert(conv.messages.end(), answer.begin(), answer.end());
   add_system_prompt(c, obj, where, conv.messages);
+  // Up to the prompt's last assistant turn, the conversation is context (without one, the prompt's
+  // turns hold nothing to train on anyway).
+  for (size_t k = conv.messages.size(); k > 0; --k)
+    if (conv.messages[k - 1].role == "assistant") {
+      conv.context_messages = k;
+      break;
+    }
+  conv.messages.insert(conv.messages.end(), answer.begin(), answer.end());
   return conv;
 }
 

@@ -21,7 +21,7 @@ namespace mt {
 constexpr int kTokenCacheVersion = 1;  // the on-disk layout
 // Bumped whenever readers, examples or the chat templates change the tokens they produce, so that
 // old caches are not reused.
-constexpr int kDataPipelineVersion = 2;  // 2: TRL prompt_completion, shape report
+constexpr int kDataPipelineVersion = 3;  // 2: TRL prompt_completion, shape report; 3: its multi-turn prompts
 
 // A tokenized dataset, memory-mapped from a cache or held in memory.
 struct TokenCache {
