@@ -3,7 +3,8 @@
 // accumulation, with and without packing; ranks with a different config or different weights are
 // refused; a rank that dies stops the other with an error naming the failure; bad torchrun
 // variables are clear errors. The ranks are started as torchrun would: RANK, WORLD_SIZE,
-// LOCAL_RANK, MASTER_ADDR, MASTER_PORT set per process.
+// LOCAL_RANK, MASTER_ADDR, MASTER_PORT set per process; `maintune launch` and SLURM job steps start
+// them too (the launch tests).
 #include <ATen/ATen.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -12,6 +13,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <optional>
+#include <thread>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -19,6 +23,7 @@
 #include "models/safetensors.h"
 #include "trainer/dist/distributed.h"
 #include "trainer/dist/rank_agreement.h"
+#include "trainer/dist/slurm_hosts.h"
 #include "tests/run_fixtures.h"
 #include "tests/test_util.h"
 
@@ -242,4 +247,209 @@ TEST_CASE("data parallel: the config check names the first key that differs", "[
   CHECK(mt::weights_checksum({{"w", t}}) == mt::weights_checksum({{"w", t.clone()}}));
   CHECK(mt::weights_checksum({{"w", t}}) != mt::weights_checksum({{"w", t + 1e-6}}));
   CHECK(mt::weights_checksum({{"w", t}}) != mt::weights_checksum({{"v", t}}));
+}
+
+namespace {
+
+// `maintune launch ARGS` started in the background (its pid returned); the exit code lands in
+// DIR/launch.rc and the output in DIR/launch.log.
+pid_t start_launch(const fs::path& dir, const std::string& args) {
+  const std::string cmd = fmt::format("sh -c '\"{0}\" launch {1} > \"{2}/launch.log\" 2>&1 & echo $! > \"{2}/launch.pid\"; "
+                                      "wait $!; echo $? > \"{2}/launch.rc\"' >/dev/null 2>&1 &",
+                                      MT_MAINTUNE_EXE, args, dir.string());
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  for (int i = 0; i < 2000 && mt::test::read_file_if_exists(dir / "launch.pid").empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return static_cast<pid_t>(std::stol(mt::test::read_file(dir / "launch.pid")));
+}
+
+// Waits (at most five minutes) until `ready` holds.
+template <typename Ready>
+void wait_until(Ready ready) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!ready()) {
+    REQUIRE(std::chrono::steady_clock::now() - t0 < std::chrono::minutes(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// Sets environment variables for one scope (unset = nullptr), restoring the old values after.
+struct ScopedEnv {
+  std::vector<std::pair<std::string, std::optional<std::string>>> old;
+  ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> set) {
+    for (const auto& [name, value] : set) {
+      const char* was = std::getenv(name);
+      old.emplace_back(name, was == nullptr ? std::nullopt : std::optional<std::string>(was));
+      if (value == nullptr) ::unsetenv(name);
+      else ::setenv(name, value, 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, value] : old) {
+      if (value) ::setenv(name.c_str(), value->c_str(), 1);
+      else ::unsetenv(name.c_str());
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("launch: maintune launch --nproc 2 -- train equals 1 rank at twice the micro-batch", "[dist][launch]") {
+  mt::test::TempDir dir("launch_same");
+  const std::string common = "  max_steps: 4\n  grad_accum_steps: 2\n  checkpoint_every: 0\n  seed: 3\n";
+  const fs::path cfg1 = write_config(dir.path, "one", "none", "  micro_batch_size: 4\n" + common);
+  const fs::path cfg2 = write_config(dir.path, "two", "none", "  micro_batch_size: 2\n" + common);
+  auto one = mt::test::run_maintune("train --config " + mt::test::quoted(cfg1) + " --run-dir " + mt::test::quoted(dir / "one"));
+  INFO(one.output);
+  REQUIRE(one.exit_code == 0);
+  auto two = mt::test::run_maintune("launch --nproc 2 -- train --config " + mt::test::quoted(cfg2) + " --run-dir " +
+                                    mt::test::quoted(dir / "two"));
+  INFO(two.output);
+  REQUIRE(two.exit_code == 0);
+  CHECK(two.output.find("maintune launch: 2 rank(s) on this node (0 of 2 in all), rendezvous at 127.0.0.1:") !=
+        std::string::npos);
+  CHECK(two.output.find("2 ranks (gloo)") != std::string::npos);
+  const Differences worst = worst_differences(dir / "two", dir / "one", 4);
+  CHECK(worst.steps < 1e-6);
+  CHECK(worst.weights < 1e-5);
+}
+
+TEST_CASE("launch: a rank that fails ends every rank, and launch exits with its status", "[dist][launch]") {
+  mt::test::TempDir dir("launch_fail");
+  const fs::path cfg = write_config(dir.path, "run", "none", "  max_steps: 8\n  micro_batch_size: 2\n  checkpoint_every: 0\n");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = mt::test::run_maintune("launch --nproc 2 -- train --config " + mt::test::quoted(cfg) + " --run-dir " +
+                                      mt::test::quoted(dir / "run"),
+                                  "MAINTUNE_FAULT_KILL_AT=train.step:3 MAINTUNE_FAULT_RANK=1");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  INFO(r.output);
+  CHECK(r.exit_code == 137);
+  CHECK(r.output.find("maintune launch: rank 1 exited with status 137; stopping the other") != std::string::npos);
+  CHECK(seconds < 120);
+  CHECK(mt::test::step_lines(dir / "run").size() == 3);  // rank 0 went no further than its peer
+}
+
+TEST_CASE("launch: a SIGTERM to launch stops every rank with a checkpoint (exit 75), and the job resumes", "[dist][launch]") {
+  mt::test::TempDir dir("launch_stop");
+  const fs::path cfg = write_config(dir.path, "run", "none", "  max_steps: 40\n  micro_batch_size: 2\n  checkpoint_every: 0\n");
+  const fs::path run = dir / "run";
+  const std::string args = "--nproc 2 -- train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run);
+  const pid_t pid = start_launch(dir.path, args);
+  wait_until([&] { return fs::exists(run / "metrics.jsonl") && mt::test::step_lines(run).size() >= 3; });
+  REQUIRE(::kill(pid, SIGTERM) == 0);
+  wait_until([&] { return !mt::test::read_file_if_exists(dir / "launch.rc").empty(); });
+  const std::string log = mt::test::read_file(dir / "launch.log");
+  INFO(log);
+  CHECK(mt::test::read_file(dir / "launch.rc") == "75\n");
+  CHECK(log.find("maintune launch: Terminated; stopping the ranks") != std::string::npos);
+  const size_t stopped_at = mt::test::step_lines(run).size();
+  REQUIRE(stopped_at < 40);
+  CHECK(mt::test::read_file(run / "checkpoints" / "latest") == fmt::format("step_{:07d}\n", stopped_at));
+  auto resumed = mt::test::run_maintune("launch " + args + " --resume auto");
+  INFO(resumed.output);
+  CHECK(resumed.exit_code == 0);
+  CHECK(mt::test::step_lines(run).size() == 40);
+  CHECK(fs::exists(run / "final" / "config.json"));
+}
+
+TEST_CASE("launch: misuse is a usage error", "[dist][launch]") {
+  for (const auto& [args, expect] : std::vector<std::pair<std::string, std::string>>{
+           {"--nproc 2", "give the command to run after '--'"},
+           {"--nproc 0 -- train", "--nproc 0 is not in 1 .. 1024"},
+           {"--nnodes 2 --node-rank 1 -- train", "--nnodes > 1 needs --master-addr"},
+           {"--nnodes 2 --node-rank 2 --master-addr h --master-port 1 -- train", "--node-rank 2 is not in 0 .. 1"},
+           {"--master-port 70000 -- train", "--master-port 70000 is not a TCP port"},
+           {"--nproc two -- train", "--nproc needs an integer"}}) {
+    INFO(args);
+    auto r = mt::test::run_maintune("launch " + args);
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find(expect) != std::string::npos);
+  }
+}
+
+TEST_CASE("launch: SLURM job steps give the ranks (srun), torchrun's variables win, the batch step is one process", "[dist][launch]") {
+  const ScopedEnv clean({{"WORLD_SIZE", nullptr}, {"RANK", nullptr}, {"LOCAL_RANK", nullptr}, {"MASTER_ADDR", nullptr},
+                         {"MASTER_PORT", nullptr}, {"MAINTUNE_SLURM", nullptr}, {"SLURM_STEP_NODELIST", nullptr}});
+  {
+    const ScopedEnv slurm({{"SLURM_STEP_NUM_TASKS", "4"}, {"SLURM_PROCID", "2"}, {"SLURM_LOCALID", "0"},
+                           {"SLURM_JOB_NODELIST", "gpu-[07-09,12],cpu1"}, {"SLURM_JOB_ID", "123456"}});
+    const mt::DistEnv env = mt::dist_env_from_environment();
+    CHECK(env.launched);
+    CHECK(env.rank == 2);
+    CHECK(env.world_size == 4);
+    CHECK(env.local_rank == 0);
+    CHECK(env.master_addr == "gpu-07");
+    CHECK(env.master_port == 10000 + 123456 % 20000);
+    {
+      const ScopedEnv given({{"MASTER_ADDR", "head"}, {"MASTER_PORT", "29400"}, {"SLURM_STEP_NODELIST", "n[3-4]"}});
+      const mt::DistEnv e = mt::dist_env_from_environment();
+      CHECK(e.master_addr == "head");
+      CHECK(e.master_port == 29400);
+    }
+    {
+      const ScopedEnv step({{"SLURM_STEP_NODELIST", "n[3-4]"}});
+      CHECK(mt::dist_env_from_environment().master_addr == "n3");
+    }
+    {
+      const ScopedEnv torchrun({{"WORLD_SIZE", "2"}, {"RANK", "1"}, {"MASTER_ADDR", "a"}, {"MASTER_PORT", "5"}});
+      const mt::DistEnv e = mt::dist_env_from_environment();
+      CHECK(e.world_size == 2);
+      CHECK(e.rank == 1);
+    }
+    {
+      const ScopedEnv off({{"MAINTUNE_SLURM", "0"}});
+      CHECK_FALSE(mt::dist_env_from_environment().launched);
+    }
+    {
+      const ScopedEnv batch({{"SLURM_STEP_NUM_TASKS", nullptr}, {"SLURM_NTASKS", "4"}});
+      CHECK_FALSE(mt::dist_env_from_environment().launched);  // the batch script itself: no srun step
+    }
+    {
+      const ScopedEnv past({{"SLURM_PROCID", "4"}});
+      mt::test::require_error([] { mt::dist_env_from_environment(); }, {"SLURM_PROCID=4 is not below SLURM_STEP_NUM_TASKS=4"});
+    }
+    {
+      const ScopedEnv bad({{"SLURM_JOB_NODELIST", "gpu-[07-"}});
+      mt::test::require_error([] { mt::dist_env_from_environment(); },
+                              {"SLURM_JOB_NODELIST='gpu-[07-' is not a SLURM host list", "is not closed"});
+    }
+  }
+  CHECK(mt::first_slurm_host("node01", "L") == "node01");
+  CHECK(mt::first_slurm_host("rack[2-3]-n[010-012,020]-ib,x", "L") == "rack2-n010-ib");
+  CHECK(mt::first_slurm_host("a,b", "L") == "a");
+  for (const auto& [list, why] : std::vector<std::pair<std::string, std::string>>{
+           {"", "it is empty"}, {"n]1", "']' without '['"}, {"n[a-b]", "is not a list of numbers"},
+           {"n[3-1]", "is not a list of numbers"}, {",n1", "its first host name is empty"}, {"n 1", "a space"}}) {
+    INFO(list);
+    mt::test::require_error([&] { mt::first_slurm_host(list, "SLURM_JOB_NODELIST"); }, {why, "SLURM_JOB_NODELIST"});
+  }
+}
+
+TEST_CASE("launch: a rank takes the GPU LOCAL_RANK, or the one GPU a scheduler gave its task", "[dist][launch]") {
+  CHECK(mt::rank_cuda_index(0, 8) == 0);
+  CHECK(mt::rank_cuda_index(7, 8) == 7);
+  CHECK(mt::rank_cuda_index(3, 1) == 0);  // srun --gpus-per-task=1: each task sees its own GPU as cuda:0
+  mt::test::require_error([] { mt::rank_cuda_index(2, 2); }, {"LOCAL_RANK 2 but this process sees 2 GPU(s)"});
+  mt::test::require_error([] { mt::rank_cuda_index(0, 0); }, {"LOCAL_RANK 0 but this process sees 0 GPU(s)"});
+}
+
+TEST_CASE("launch: two srun-like SLURM tasks train as two ranks", "[dist][launch]") {
+  mt::test::TempDir dir("launch_slurm");
+  const fs::path cfg = write_config(dir.path, "run", "none", "  max_steps: 2\n  micro_batch_size: 2\n  checkpoint_every: 0\n");
+  const Port port;
+  std::string script;
+  for (int r = 0; r < 2; ++r)
+    script += fmt::format("(env -u RANK -u WORLD_SIZE -u LOCAL_RANK SLURM_PROCID={0} SLURM_LOCALID={0} SLURM_STEP_NUM_TASKS=2 "
+                          "SLURM_STEP_NODELIST=localhost SLURM_JOB_ID=1 MASTER_PORT={1} '{2}' train --config '{3}' "
+                          "--run-dir '{4}/run' > '{4}/task{0}.log' 2>&1; echo $? > '{4}/task{0}.rc') &\n",
+                          r, port.port, MT_MAINTUNE_EXE, cfg.string(), dir.path.string());
+  mt::test::write_file(dir / "tasks.sh", script + "wait\n");
+  REQUIRE(std::system(("sh " + mt::test::quoted(dir / "tasks.sh")).c_str()) == 0);
+  const std::string log0 = mt::test::read_file(dir / "task0.log"), log1 = mt::test::read_file(dir / "task1.log");
+  INFO("task 0:\n" << log0 << "\ntask 1:\n" << log1);
+  CHECK(mt::test::read_file(dir / "task0.rc") == "0\n");
+  CHECK(mt::test::read_file(dir / "task1.rc") == "0\n");
+  CHECK(log0.find("2 ranks (gloo)") != std::string::npos);
+  CHECK(mt::test::step_lines(dir / "run").size() == 2);
 }

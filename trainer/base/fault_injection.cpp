@@ -41,6 +41,11 @@ void fault_point(const std::string& name) {
   const std::string target = colon == std::string::npos ? spec : spec.substr(0, colon);
   const long nth = colon == std::string::npos ? 1 : std::strtol(spec.c_str() + colon + 1, nullptr, 10);
   if (target != name) return;
+  // MAINTUNE_FAULT_RANK=R: only the process whose RANK is R (one rank of a `maintune launch` job).
+  if (const char* only = std::getenv("MAINTUNE_FAULT_RANK"); only != nullptr && *only != '\0') {
+    const char* rank = std::getenv("RANK");
+    if (rank == nullptr || std::string(rank) != only) return;
+  }
   static std::mutex mu;
   static std::map<std::string, long> hits;
   std::lock_guard<std::mutex> lock(mu);

@@ -1,6 +1,7 @@
 // Fault injection for tests: kill points (MAINTUNE_FAULT_KILL_AT="NAME:N" exits at once with status
 // 137 the Nth time fault_point(NAME) is reached: what a SIGKILL looks like to the caller, no cleanup,
-// no flushing; unset, a fault point costs one lookup) and NaN losses at chosen training steps.
+// no flushing; unset, a fault point costs one lookup; MAINTUNE_FAULT_RANK=R limits it to the process
+// whose RANK is R) and NaN losses at chosen training steps.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -30,6 +30,7 @@ const char* kUsage =
     "  pipeline   the MAIN pipeline: seed models, mutual rounds, synthesis, mutual filter, final models, report\n"
     "  sweep      ablation sweep of pipeline runs over config keys, reusing the stages settings share\n"
     "  export     a training checkpoint as a Hugging Face model directory (as final/ is)\n"
+    "  launch     run a command as N data-parallel ranks on this node (torchrun without Python)\n"
     "  config     print the config schema, or a config resolved\n"
     "  bench      training speed on a named model shape (tokens/s, MFU, peak memory)\n"
     "\n"
@@ -86,6 +87,7 @@ int run_command(int argc, char** argv) {
     if (cmd == "pipeline") return mt::cli::cmd_pipeline(argc - 2, argv + 2);
     if (cmd == "sweep") return mt::cli::cmd_sweep(argc - 2, argv + 2);
     if (cmd == "export") return mt::cli::cmd_export(argc - 2, argv + 2);
+    if (cmd == "launch") return mt::cli::cmd_launch(argc - 2, argv + 2);
     std::cerr << "maintune: unknown command '" << cmd << "'\n\n" << kUsage;
     return mt::kExitUsage;
   } catch (const mt::cli::UsageError& e) {

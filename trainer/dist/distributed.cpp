@@ -2,6 +2,7 @@
 // (see distributed.h).
 #include "trainer/dist/distributed.h"
 
+#include <ATen/Context.h>
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -11,6 +12,7 @@
 
 #include "models/error.h"
 #include "trainer/dist/process_group.h"
+#include "trainer/dist/slurm_hosts.h"
 
 namespace mt {
 namespace {
@@ -26,9 +28,53 @@ std::optional<int64_t> env_int(const char* name) {
   return x;
 }
 
+std::string env_text(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+// A SLURM job step of several tasks (`srun`), when torchrun's variables are absent: SLURM_PROCID,
+// SLURM_STEP_NUM_TASKS and SLURM_LOCALID are the rank, world size and local rank. srun sets
+// SLURM_STEP_NUM_TASKS, the batch script itself does not (its SLURM_NTASKS is the allocation's, and
+// reading it there would make one process wait for peers that never start). MAINTUNE_SLURM=0
+// ignores SLURM (srun starting independent one-process runs).
+std::optional<DistEnv> dist_env_from_slurm() {
+  if (env_text("MAINTUNE_SLURM") == "0") return std::nullopt;
+  const std::optional<int64_t> tasks = env_int("SLURM_STEP_NUM_TASKS"), procid = env_int("SLURM_PROCID");
+  if (!tasks || !procid || *tasks <= 1) return std::nullopt;
+  DistEnv env;
+  env.launched = true;
+  env.world_size = *tasks;
+  env.rank = *procid;
+  env.local_rank = env_int("SLURM_LOCALID").value_or(0);
+  if (env.rank >= env.world_size)
+    throw Error(fmt::format("SLURM_PROCID={} is not below SLURM_STEP_NUM_TASKS={}", env.rank, env.world_size));
+  env.master_addr = env_text("MASTER_ADDR");
+  if (env.master_addr.empty()) {
+    const char* list_var = env_text("SLURM_STEP_NODELIST").empty() ? "SLURM_JOB_NODELIST" : "SLURM_STEP_NODELIST";
+    if (env_text(list_var).empty())
+      throw Error("a SLURM job step without SLURM_STEP_NODELIST or SLURM_JOB_NODELIST: set MASTER_ADDR to rank 0's host");
+    env.master_addr = first_slurm_host(env_text(list_var), list_var);
+  }
+  // Without MASTER_PORT, a port from the job id: the steps of one job agree on it, jobs sharing a
+  // node mostly differ, and 10000 .. 29999 lies below Linux's ephemeral ports.
+  if (const std::optional<int64_t> port = env_int("MASTER_PORT")) {
+    env.master_port = *port;
+  } else if (const std::optional<int64_t> job = env_int("SLURM_JOB_ID")) {
+    env.master_port = 10000 + *job % 20000;
+  } else {
+    throw Error("a SLURM job step without SLURM_JOB_ID: set MASTER_PORT");
+  }
+  if (env.master_port < 1 || env.master_port > 65535)
+    throw Error(fmt::format("MASTER_PORT={} is not a TCP port (1 .. 65535)", env.master_port));
+  return env;
+}
+
 }  // namespace
 
 DistEnv dist_env_from_environment() {
+  if (env_text("WORLD_SIZE").empty())
+    if (std::optional<DistEnv> slurm = dist_env_from_slurm()) return *slurm;
   DistEnv env;
   const std::optional<int64_t> rank = env_int("RANK"), world = env_int("WORLD_SIZE"), local = env_int("LOCAL_RANK");
   env.launched = world.has_value();
@@ -64,9 +110,19 @@ DistEnv dist_env_from_environment() {
   return env;
 }
 
+int64_t rank_cuda_index(int64_t local_rank, int64_t visible) {
+  if (visible == 1) return 0;
+  if (local_rank >= visible)
+    throw Error(fmt::format("LOCAL_RANK {} but this process sees {} GPU(s): start at most one rank per GPU of a node "
+                            "(or give each rank its own GPU through CUDA_VISIBLE_DEVICES)",
+                            local_rank, visible));
+  return local_rank;
+}
+
 c10::Device rank_device(const DistEnv& env, c10::Device resolved) {
   if (!resolved.is_cuda()) return resolved;
-  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  const int64_t visible = at::hasCUDA() ? static_cast<int64_t>(at::getNumGPUs()) : 0;
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(rank_cuda_index(env.local_rank, visible)));
 }
 
 std::string resolve_backend(const std::string& backend, c10::Device device) {

@@ -1,6 +1,7 @@
 // Where this process stands in a data-parallel job (RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR /
-// MASTER_PORT, torchrun's variables; rank 0 of 1 when unset), its process group, and the small
-// reductions the training loop needs. Without a group (one process) the reductions are the identity.
+// MASTER_PORT, as torchrun and `maintune launch` set them, or SLURM's under srun; rank 0 of 1 when
+// unset), its process group, and the small reductions the training loop needs. Without a group (one
+// process) the reductions are the identity.
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -26,10 +27,18 @@ struct DistEnv {
 
 // Reads the variables; malformed or inconsistent values (RANK not below WORLD_SIZE, LOCAL_RANK
 // without RANK, a missing MASTER_ADDR/MASTER_PORT when WORLD_SIZE is set) are an mt::Error naming them.
+// Without WORLD_SIZE, a SLURM job step of several tasks (srun) gives the ranks: SLURM_PROCID,
+// SLURM_STEP_NUM_TASKS, SLURM_LOCALID; MASTER_ADDR defaults to the step's first host and MASTER_PORT
+// to 10000 + SLURM_JOB_ID % 20000 (docs/distributed.md).
 DistEnv dist_env_from_environment();
 
 // The device this rank trains on: model.device resolved, and with CUDA the GPU LOCAL_RANK.
 c10::Device rank_device(const DistEnv& env, c10::Device resolved);
+
+// The GPU index a rank takes among the `visible` ones: LOCAL_RANK, or 0 when the process sees one
+// GPU (a scheduler that gives each task its own, as srun --gpus-per-task=1 does). A LOCAL_RANK with
+// no GPU of its own is an mt::Error (more ranks on the node than GPUs).
+int64_t rank_cuda_index(int64_t local_rank, int64_t visible);
 
 // "auto" -> nccl on CUDA, gloo on CPU; an explicit choice that cannot work on `device` is an mt::Error.
 std::string resolve_backend(const std::string& backend, c10::Device device);

@@ -8,7 +8,6 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,12 +22,11 @@
 #include <thread>
 
 #include "models/error.h"
+#include "trainer/base/child_process.h"
 #include "trainer/base/exit_codes.h"
 #include "trainer/method/run_layout.h"
 #include "trainer/method/stage_record.h"
 #include "trainer/sweep/sweep_runs.h"
-
-extern char** environ;
 
 namespace mt::sweep {
 namespace {
@@ -57,39 +55,24 @@ std::vector<std::string> visible_gpus() {
 }
 
 // `maintune pipeline --config RUN/pipeline.yaml --resume` with its output appended to
-// RUN/pipeline.log; the child dies with the sweep (PR_SET_PDEATHSIG), so a killed sweep leaves no
-// run going on behind the next one.
+// RUN/pipeline.log; the child dies with the sweep (spawn_child), so a killed sweep leaves no run
+// going on behind the next one.
 pid_t spawn_pipeline(const fs::path& exe, const fs::path& run, const std::string& gpu) {
+  ChildSpec spec;
   // pipeline.yaml names the run folder itself (output.run_dir).
-  const std::vector<std::string> args = {exe.string(), "pipeline", "--config", (run / kPipelineConfigFile).string(), "--resume"};
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e)
-    if (gpu.empty() || std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env.emplace_back(*e);
-  if (!gpu.empty()) env.push_back("CUDA_VISIBLE_DEVICES=" + gpu);
-  std::vector<char*> argv, envp;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
+  spec.argv = {exe.string(), "pipeline", "--config", (run / kPipelineConfigFile).string(), "--resume"};
+  spec.env = environment_with(gpu.empty() ? std::vector<std::string>{} : std::vector<std::string>{"CUDA_VISIBLE_DEVICES=" + gpu});
   const std::string log_file = (run / "pipeline.log").string();
-  const int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(fmt::format("{}: cannot open: {}", log_file, std::strerror(errno)));
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(fd);
-    throw Error(fmt::format("sweep: cannot start a process for {}: {}", run.string(), std::strerror(errno)));
+  spec.output_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (spec.output_fd < 0) throw Error(fmt::format("{}: cannot open: {}", log_file, std::strerror(errno)));
+  try {
+    const pid_t pid = spawn_child(spec, fmt::format("sweep: the run {}", run.string()));
+    ::close(spec.output_fd);
+    return pid;
+  } catch (...) {
+    ::close(spec.output_fd);
+    throw;
   }
-  if (pid == 0) {  // only async-signal-safe calls until execve
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent) ::_exit(137);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
-  ::close(fd);
-  return pid;
 }
 
 // The runs going on: their processes, the GPU each was given and when each started.
