@@ -42,13 +42,14 @@ else
   echo "setup: installed torch $("$py" -c 'import torch; print(torch.__version__)') into $MT_VENV"
 fi
 # Python references: tests check that transformers / safetensors load what we write; the fixture,
-# tokenizer-vector and benchmark scripts use sentencepiece, tiktoken and tokenizers.
-if ! "$py" -c "import safetensors, numpy, transformers, sentencepiece, tiktoken, unicodedata2" 2>/dev/null; then
+# tokenizer-vector and benchmark scripts use sentencepiece, tiktoken and tokenizers. protobuf:
+# transformers reads a SentencePiece tokenizer.model (llama2 / mistral exports) through it.
+if ! "$py" -c "import safetensors, numpy, transformers, sentencepiece, tiktoken, unicodedata2, google.protobuf" 2>/dev/null; then
   if [ "$py" = "$MT_VENV/bin/python" ]; then
-    echo "setup: installing safetensors, numpy, transformers==5.17.0, sentencepiece, tiktoken, unicodedata2 into $MT_VENV"
-    "$MT_VENV/bin/pip" install -q safetensors numpy "transformers==5.17.0" sentencepiece tiktoken "unicodedata2==16.0.0"
+    echo "setup: installing safetensors, numpy, transformers==5.17.0, sentencepiece, tiktoken, unicodedata2, protobuf into $MT_VENV"
+    "$MT_VENV/bin/pip" install -q safetensors numpy "transformers==5.17.0" sentencepiece tiktoken "unicodedata2==16.0.0" protobuf
   else
-    echo "setup: $py lacks some of safetensors/numpy/transformers/sentencepiece/tiktoken; Python interop tests may fail"
+    echo "setup: $py lacks some of safetensors/numpy/transformers/sentencepiece/tiktoken/protobuf; Python interop tests may fail"
   fi
 fi
 echo "setup: torch CMake prefix: $("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
