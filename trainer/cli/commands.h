@@ -8,6 +8,9 @@
 
 #include "models/checkpoint_dir.h"
 #include "trainer/cli/args.h"
+#include "trainer/cli/text_options.h"
+#include "trainer/engine/alignment.h"
+#include "trainer/loop/checkpoint_model.h"
 
 namespace mt::cli {
 
@@ -33,8 +36,28 @@ std::optional<at::ScalarType> dtype_from_args(const Args& args, const std::strin
 
 // Shared by the model-using subcommands: --model, --device, --dtype.
 std::vector<OptionSpec> model_options();
-// Loads the model the options name. On CPU the default dtype is fp32 (exact), on CUDA bfloat16.
-LoadedModel load_model_from_args(const Args& args);
+
+// What --model names (resolve_model_path: a HF model dir, a checkpoint, a checkpoints/latest
+// pointer or a run directory), found before the input is read (no weight is read), so that text
+// inputs use its tokenizer: a model dir's own, a checkpoint's run's tokenizer and chat template
+// (read_checkpoint_run), as its export carries them. A checkpoint, or a path that stood for
+// another folder, is said on stderr.
+struct ModelSource {
+  ModelPath path;
+  std::optional<CheckpointRun> checkpoint;
+  TextDefaults text;
+};
+ModelSource model_source_from_args(const Args& args);
+
+struct CommandModel {
+  LoadedModel loaded;
+  std::optional<AlignmentScorer> scorer;  // with_scorer only; nullopt when the source holds none
+};
+// Loads the model `source` names with --device / --dtype; on CPU the default dtype is fp32
+// (exact), on CUDA bfloat16. A checkpoint gives what its export gives (checkpoint_as_loaded_model).
+// `with_scorer`: also the alignment scorer, on the model's device: a model dir's
+// alignment_scorer.safetensors, a checkpoint's own heads.
+CommandModel load_model_from_args(const Args& args, const ModelSource& source, bool with_scorer = false);
 
 // Checks one input line's token ids against the model: non-empty, inside [0, vocab). Errors start
 // with `where` ("FILE:LINE") and name `field`.

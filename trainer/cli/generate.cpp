@@ -100,7 +100,7 @@ int cmd_generate(int argc, char** argv) {
        "the model's eos_token_id, with the chat template's end of turn for instruction prompts"},
       {"batch-size", true, "prompts decoded together", "8"},
   });
-  const auto parsed = parse_command_line(argc, argv, spec, "usage: maintune generate --model DIR --data FILE [options]");
+  const auto parsed = parse_command_line(argc, argv, spec, "usage: maintune generate --model DIR|CHECKPOINT|RUN --data FILE [options]");
   if (!parsed) return 0;
   const Args& args = *parsed;
   const CommandInputs inputs = read_command_inputs(args);
@@ -111,7 +111,7 @@ int cmd_generate(int argc, char** argv) {
   std::vector<std::vector<int64_t>> prompts;
   for (size_t i = 0; i < records.size(); ++i)
     prompts.push_back(generation_prompt_from_json(records[i], text.context, where[i]));
-  LoadedModel loaded = load_model_from_args(args);
+  LoadedModel loaded = load_model_from_args(args, inputs.model).loaded;
   const GenerationDefaults& g = loaded.generation;
   const SamplingSettings settings = sampling_from_args(args, loaded);
   SamplingConfig s = settings.config;

@@ -18,7 +18,8 @@ CommandInputs read_command_inputs(const Args& args) {
   CommandInputs inputs;
   inputs.batch_size = args.get_int("batch-size", 8);
   if (inputs.batch_size <= 0) throw UsageError("--batch-size must be positive");
-  inputs.in = read_input_records(args, data);
+  inputs.model = model_source_from_args(args);
+  inputs.in = read_input_records(args, data, inputs.model.text);
   return inputs;
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "trainer/cli/args.h"
+#include "trainer/cli/commands.h"
 #include "trainer/cli/text_options.h"
 
 namespace mt::cli {
@@ -13,8 +14,10 @@ namespace mt::cli {
 std::vector<OptionSpec> input_command_options(const std::vector<OptionSpec>& own);
 
 // --model and --data required (misuse otherwise, in that order), --batch-size (default 8) positive,
-// then the records of --data (read_input_records).
+// --model resolved (model_source_from_args), then the records of --data (read_input_records) with
+// its text defaults.
 struct CommandInputs {
+  ModelSource model;
   InputRecords in;
   int64_t batch_size = 0;
 };

@@ -1,7 +1,9 @@
-// --model / --device / --dtype handling and input token checks shared by generate and score; --device
+// --model (a model dir or a training checkpoint) / --device / --dtype handling and input token checks shared by generate and score; --device
 // as every command reads it.
 #include <ATen/Context.h>
 #include <fmt/format.h>
+
+#include <iostream>
 
 #include "models/error.h"
 #include "trainer/cli/commands.h"
@@ -34,15 +36,52 @@ c10::Device device_from_args(const Args& args) {
 
 std::vector<OptionSpec> model_options() {
   return {
-      {"model", true, "Hugging Face model directory (config.json + safetensors)", ""},
+      {"model", true,
+       "Hugging Face model directory (config.json + safetensors), a training checkpoint "
+       "(RUN/checkpoints/step_N, RUN/checkpoints/latest) or a run directory (its final/, else its latest checkpoint)",
+       ""},
       device_option(),
       {"dtype", true, "auto (as stored), bf16, fp16 or fp32", "fp32 on cpu, bf16 on cuda"},
   };
 }
 
-LoadedModel load_model_from_args(const Args& args) {
+ModelSource model_source_from_args(const Args& args) {
+  const std::string given = args.require("model");
+  ModelSource source;
+  source.path = resolve_model_path(given);
+  if (!source.path.is_checkpoint) {
+    source.text.tokenizer = source.path.dir.string();
+  } else {
+    source.checkpoint = read_checkpoint_run(source.path.dir);
+    source.text.tokenizer = source.checkpoint->tokenizer_path.string();
+    source.text.chat_template = source.checkpoint->chat_template;
+  }
+  if (!source.path.resolved.empty())
+    std::cerr << fmt::format("maintune: --model {} is {}: {}\n", given, source.path.resolved, source.path.dir.string());
+  else if (source.path.is_checkpoint)
+    std::cerr << fmt::format("maintune: --model {} is a training checkpoint, run as its export would be\n", given);
+  return source;
+}
+
+CommandModel load_model_from_args(const Args& args, const ModelSource& source, bool with_scorer) {
   const c10::Device device = device_from_args(args);
-  return load_model_dir(args.require("model"), device, dtype_from_args(args, device.is_cuda() ? "bf16" : "fp32"));
+  const auto dtype = dtype_from_args(args, device.is_cuda() ? "bf16" : "fp32");
+  CommandModel out;
+  if (!source.path.is_checkpoint) {
+    out.loaded = load_model_dir(source.path.dir, device, dtype);
+    if (with_scorer) out.scorer = load_alignment_scorer(source.path.dir, out.loaded.model.config.hidden_size, device);
+    return out;
+  }
+  const CheckpointModel ckpt = load_checkpoint_model(source.path.dir);
+  out.loaded = checkpoint_as_loaded_model(ckpt, device, dtype);
+  if (with_scorer && ckpt.scorer.defined()) {
+    AlignmentScorer s = ckpt.scorer;
+    s.instruction_proj = s.instruction_proj.to(device);
+    s.response_proj = s.response_proj.to(device);
+    s.logit_scale = s.logit_scale.to(device);
+    out.scorer = s;
+  }
+  return out;
 }
 
 std::optional<at::ScalarType> dtype_from_args(const Args& args, const std::string& default_name) {

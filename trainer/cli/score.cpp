@@ -2,7 +2,8 @@
 // ({"prompt_ids", "target_ids"}, {"prompt", "target"} texts, or {"instruction", "response"} through
 // the chat template), printing {"nll_sum", "nll_mean", "n_tokens"} per line; with --alignment also
 // the learned alignment scorer's s(I, R) of the prompt and the target encoded apart
-// (trainer/engine/alignment.h; the model dir must hold alignment_scorer.safetensors).
+// (trainer/engine/alignment.h; the model dir must hold alignment_scorer.safetensors, a checkpoint
+// its heads).
 // Log-probabilities are taken in fp32 (the default dtype on CPU is fp32 end to end).
 #include <fmt/format.h>
 
@@ -25,7 +26,7 @@ int cmd_score(int argc, char** argv) {
       {"batch-size", true, "lines scored together", "8"},
       {"alignment", false, "also print alignment_score: the alignment scorer's cosine / temperature of prompt and target", ""},
   });
-  const auto parsed = parse_command_line(argc, argv, spec, "usage: maintune score --model DIR --data FILE [options]");
+  const auto parsed = parse_command_line(argc, argv, spec, "usage: maintune score --model DIR|CHECKPOINT|RUN --data FILE [options]");
   if (!parsed) return 0;
   const Args& args = *parsed;
   const CommandInputs inputs = read_command_inputs(args);
@@ -38,7 +39,8 @@ int cmd_score(int argc, char** argv) {
     auto [prompt, target] = score_pair_from_json(records[i], text.context, where[i]);
     requests.push_back({std::move(prompt), std::move(target)});
   }
-  LoadedModel loaded = load_model_from_args(args);
+  CommandModel command_model = load_model_from_args(args, inputs.model, args.has("alignment"));
+  LoadedModel& loaded = command_model.loaded;
   // Validate each line on its own first so an error names the line, not a batch.
   for (size_t i = 0; i < requests.size(); ++i) {
     const auto& r = requests[i];
@@ -52,12 +54,15 @@ int cmd_score(int argc, char** argv) {
   }
   std::vector<double> alignment;
   if (args.has("alignment")) {
-    const std::string model_dir = args.get("model");
-    const auto scorer = load_alignment_scorer(model_dir, loaded.model.config.hidden_size, loaded.model.embed.device());
+    const auto& scorer = command_model.scorer;
+    if (!scorer && inputs.model.path.is_checkpoint)
+      throw Error(fmt::format("{}: --alignment needs the alignment scorer's heads, which this checkpoint does not "
+                              "hold (its run had alignment.lambda_align and lambda_cons at 0)",
+                              inputs.model.path.dir.string()));
     if (!scorer)
       throw Error(fmt::format("{}: --alignment needs {} (saved by a training run with alignment.lambda_align or "
                               "lambda_cons > 0)",
-                              model_dir, kAlignmentScorerFile));
+                              inputs.model.path.dir.string(), kAlignmentScorerFile));
     std::vector<std::vector<int64_t>> prompts, targets;
     for (size_t i = 0; i < requests.size(); ++i) {
       prompts.push_back(requests[i].prompt_ids);

@@ -16,24 +16,27 @@ namespace mt::cli {
 
 std::vector<OptionSpec> text_options() {
   return {
-      {"tokenizer", true, "tokenizer dir or file, for text inputs", "the --model directory"},
+      {"tokenizer", true, "tokenizer dir or file, for text inputs",
+       "the --model directory, or a checkpoint's run's tokenizer"},
       {"template", true, fmt::format("chat template for instruction inputs: {}", fmt::join(chat_template_names(), ", ")),
-       "detected from the tokenizer"},
+       "a checkpoint's run's, else detected from the tokenizer"},
   };
 }
 
-TextSetup load_text_setup(const Args& args) {
+TextSetup load_text_setup(const Args& args, const TextDefaults& defaults) {
   TextSetup setup;
   // A load failure is reported by the first record that needs the tokenizer, with its line, so a
   // malformed record is still named as such rather than hidden behind a tokenizer error.
   try {
-    setup.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(args.get("tokenizer", args.get("model"))));
+    setup.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(args.get("tokenizer", defaults.tokenizer)));
   } catch (const Error& e) {
     setup.context.tokenizer_error = e.what();
     return setup;
   }
   setup.context.tokenizer = setup.tokenizer.get();
-  setup.context.chat_template = args.get("template", detect_chat_template(*setup.tokenizer));
+  if (args.has("template")) setup.context.chat_template = args.get("template");
+  else if (!defaults.chat_template.empty()) setup.context.chat_template = defaults.chat_template;
+  else setup.context.chat_template = detect_chat_template(*setup.tokenizer);
   return setup;
 }
 
@@ -53,7 +56,7 @@ bool is_json_array_file(const std::string& data) {
 
 }  // namespace
 
-InputRecords read_input_records(const Args& args, const std::string& data) {
+InputRecords read_input_records(const Args& args, const std::string& data, const TextDefaults& defaults) {
   InputRecords in;
   bool uses_text = false;
   const auto add = [&](const nlohmann::json& obj, std::string where) {
@@ -74,7 +77,7 @@ InputRecords read_input_records(const Args& args, const std::string& data) {
       add(obj, fmt::format("{}:{}", input_name(data), line));
     });
   }
-  if (uses_text) in.text = load_text_setup(args);
+  if (uses_text) in.text = load_text_setup(args, defaults);
   return in;
 }
 

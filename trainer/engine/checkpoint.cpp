@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -252,5 +253,33 @@ std::optional<LoadedCheckpoint> load_latest_checkpoint(const fs::path& run_dir,
 }
 
 bool has_checkpoints(const fs::path& run_dir) { return !checkpoint_dirs(run_dir).empty(); }
+
+bool is_checkpoint_dir(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / kStateFile, ec);
+}
+
+fs::path checkpoint_from_pointer(const fs::path& pointer_file) {
+  std::string name = read_file(pointer_file);
+  while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
+  const bool is_step = name.size() > 5 && name.compare(0, 5, "step_") == 0 &&
+                       std::all_of(name.begin() + 5, name.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!is_step)
+    throw Error(fmt::format("{}: expected a checkpoint name (step_NNNNNNN), got '{}'", pointer_file.string(),
+                            name.substr(0, 80)));
+  const fs::path dir = pointer_file.parent_path() / name;
+  if (!fs::is_directory(dir))
+    throw Error(fmt::format("{}: names {}, which does not exist", pointer_file.string(), dir.string()));
+  return dir;
+}
+
+std::optional<fs::path> latest_checkpoint_dir(const fs::path& run_dir) {
+  const fs::path pointer = run_dir / "checkpoints" / "latest";
+  std::error_code ec;
+  if (fs::is_regular_file(pointer, ec)) return checkpoint_from_pointer(pointer);
+  const auto dirs = checkpoint_dirs(run_dir);
+  if (dirs.empty()) return std::nullopt;
+  return dirs.front().second;
+}
 
 }  // namespace mt

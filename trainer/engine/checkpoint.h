@@ -75,6 +75,18 @@ std::optional<LoadedCheckpoint> load_latest_checkpoint(const std::filesystem::pa
 // True when RUN/checkpoints holds any step_N folder, valid or not (no file is read).
 bool has_checkpoints(const std::filesystem::path& run_dir);
 
+// True when `dir` holds a trainer_state.json: a checkpoint folder, valid or not (no file is read).
+bool is_checkpoint_dir(const std::filesystem::path& dir);
+
+// The checkpoint folder a `latest` pointer file (RUN/checkpoints/latest, holding "step_NNNNNNN")
+// names, beside the pointer. A pointer that holds no step name, or names a folder that is not
+// there, is an mt::Error naming the pointer.
+std::filesystem::path checkpoint_from_pointer(const std::filesystem::path& pointer_file);
+
+// A run's latest checkpoint folder: the one RUN/checkpoints/latest names, else (no pointer) the
+// newest step_N folder; nullopt when the run has none. Nothing is validated.
+std::optional<std::filesystem::path> latest_checkpoint_dir(const std::filesystem::path& run_dir);
+
 // RNG states of the default generators (CPU; CUDA when available) and their restoration.
 std::map<std::string, at::Tensor> capture_rng_states();
 void restore_rng_states(const std::map<std::string, at::Tensor>& states);

@@ -14,7 +14,7 @@
 #include "models/hf_tokenizer_files.h"
 #include "models/tokenizer.h"
 #include "trainer/engine/checkpoint.h"
-#include "trainer/loop/training_data.h"
+#include "trainer/loop/checkpoint_model.h"
 
 namespace mt {
 namespace fs = std::filesystem;
@@ -78,27 +78,17 @@ fs::path export_checkpoint(const fs::path& checkpoint_dir, const fs::path& out_d
                            std::optional<at::ScalarType> dtype) {
   if (fs::exists(out_dir) && !(fs::is_directory(out_dir) && fs::is_empty(out_dir)))
     throw Error(fmt::format("{}: exists and is not an empty directory; choose another --out", out_dir.string()));
-  const LoadedCheckpoint ckpt = load_checkpoint(checkpoint_dir);
-  // The run's config as the checkpoint saved it: the model, tokenizer, template and export dtype.
-  const TrainConfig config = load_train_config(ckpt.dir / "config.yaml");
-  const fs::path model_path = config.model.path;
-  const ModelConfig mc = load_hf_config(model_path / "config.json");
-  std::map<std::string, at::Tensor> weights, alignment;
-  for (const auto& [name, t] : ckpt.weights) (name.rfind("alignment.", 0) == 0 ? alignment : weights)[name] = t;
-  const Transformer master = build_transformer(mc, std::move(weights), (ckpt.dir / "model.safetensors").string());
-  const GenerationDefaults generation = load_generation_defaults(model_path, mc);  // as the run had them
-  const AlignmentScorer scorer =
-      alignment.empty() ? AlignmentScorer{}
-                        : alignment_scorer_from_tensors(alignment, mc.hidden_size, config.alignment.pooling,
-                                                        (ckpt.dir / "model.safetensors").string());
-  const fs::path tokenizer_path = config.model.tokenizer.empty() ? model_path : fs::path(config.model.tokenizer);
+  // The checkpoint's weights with the run's model, tokenizer, template and export dtype, as the
+  // config.yaml it saved names them (generate / score --model CHECKPOINT read it the same way).
+  const CheckpointModel ckpt = load_checkpoint_model(checkpoint_dir);
+  const TrainConfig& config = ckpt.run.config;
   const fs::path target = fs::absolute(out_dir).lexically_normal();
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
   if (ec) throw Error(fmt::format("{}: cannot create: {}", target.parent_path().string(), ec.message()));
   if (fs::is_directory(target)) fs::remove(target, ec);  // empty (checked above): published in its place
-  write_model_dir(target, IfPublished::kFail, master, generation, dtype.value_or(export_dtype(config.output.export_dtype, mc)),
-                  tokenizer_path, run_chat_template(config, tokenizer_path), config.output.max_shard_bytes, scorer);
+  write_model_dir(target, IfPublished::kFail, ckpt.master, ckpt.generation, dtype.value_or(ckpt.export_dtype),
+                  ckpt.run.tokenizer_path, ckpt.run.chat_template, config.output.max_shard_bytes, ckpt.scorer);
   return target;
 }
 
