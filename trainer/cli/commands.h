@@ -24,6 +24,7 @@ int cmd_pipeline(int argc, char** argv);
 int cmd_sweep(int argc, char** argv);
 int cmd_export(int argc, char** argv);
 int cmd_launch(int argc, char** argv);
+int cmd_data(int argc, char** argv);
 
 // --device, the same for every command that takes it: auto (the default: cuda:0 when CUDA is
 // available, else cpu, as model.device: auto in a config), cpu, cuda (= cuda:0) or cuda:N. An

@@ -31,6 +31,7 @@ const char* kUsage =
     "  sweep      ablation sweep of pipeline runs over config keys, reusing the stages settings share\n"
     "  export     a training checkpoint as a Hugging Face model directory (as final/ is)\n"
     "  launch     run a command as N data-parallel ranks on this node (torchrun without Python)\n"
+    "  data       preview a run's training data: examples with the loss mask marked, lengths, packing\n"
     "  config     print the config schema, or a config resolved\n"
     "  bench      training speed on a named model shape (tokens/s, MFU, peak memory)\n"
     "\n"
@@ -88,6 +89,7 @@ int run_command(int argc, char** argv) {
     if (cmd == "sweep") return mt::cli::cmd_sweep(argc - 2, argv + 2);
     if (cmd == "export") return mt::cli::cmd_export(argc - 2, argv + 2);
     if (cmd == "launch") return mt::cli::cmd_launch(argc - 2, argv + 2);
+    if (cmd == "data") return mt::cli::cmd_data(argc - 2, argv + 2);
     std::cerr << "maintune: unknown command '" << cmd << "'\n\n" << kUsage;
     return mt::kExitUsage;
   } catch (const mt::cli::UsageError& e) {

@@ -68,7 +68,7 @@ LoaderOptions train_loader_options(const TrainConfig& config, const DistEnv& dis
 }  // namespace
 
 TrainingData load_training_data(const TrainConfig& config, const ModelConfig& mc, const DistEnv& dist,
-                                const LogFn& log) {
+                                const LogFn& log, CachePlace cache) {
   const TrainingSection& tc = config.training;
   const fs::path run_dir = config.output.run_dir;
   const fs::path model_path = config.model.path;
@@ -78,7 +78,9 @@ TrainingData load_training_data(const TrainConfig& config, const ModelConfig& mc
   const int64_t max_len = run_max_len(config, mc, log);
   const ExampleOptions ex = example_options(config, tokenizer_path, max_len);
   d.chat_template = ex.template_name;
-  const fs::path cache_dir = config.data.cache_dir.empty() ? run_dir / "cache" : fs::path(config.data.cache_dir);
+  const fs::path cache_dir = !config.data.cache_dir.empty() ? fs::path(config.data.cache_dir)
+                             : cache == CachePlace::kRun  ? run_dir / "cache"
+                                                          : fs::path();  // in memory
   DatasetSpec spec{config.data.sources, tokenizer_path, ex, cache_dir};
   d.train_cache = load_tokenized_dataset(spec, log);
   check_token_ids(d.train_cache, mc, tokenizer_path);

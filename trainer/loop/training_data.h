@@ -41,8 +41,11 @@ struct TrainingData {
 // tokenizer for "auto" ("" when none can be told).
 std::string run_chat_template(const TrainConfig& config, const std::filesystem::path& tokenizer_path);
 
+// Where the token caches go: a run's (data.cache_dir, else RUN/cache), or only a configured
+// data.cache_dir with no run directory made (else tokenized in memory: `maintune data preview`).
+enum class CachePlace { kRun, kConfiguredOnly };
 TrainingData load_training_data(const TrainConfig& config, const ModelConfig& mc, const DistEnv& dist,
-                                const LogFn& log);
+                                const LogFn& log, CachePlace cache = CachePlace::kRun);
 
 // The training loader, restored to the checkpoint's data cursor when resuming. An mt::Error when
 // this rank gets no batch.
