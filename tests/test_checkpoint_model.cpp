@@ -2,7 +2,7 @@
 // checkpoints/latest pointer and a run directory are told apart from a HF model dir
 // (resolve_model_path), and a checkpoint gives exactly what its `maintune export` gives (greedy ids,
 // texts, NLLs and alignment scores), with the run's tokenizer and chat template; folders that are
-// none of these are clear errors.
+// none of these are clear errors; output.export_every writes what export --checkpoint writes.
 #include <string>
 #include <vector>
 
@@ -203,4 +203,42 @@ TEST_CASE("checkpoint model: resolve_model_path tells model dirs, checkpoints, p
   fs::create_directories(dir / "nothing");
   mt::test::require_error([&] { mt::resolve_model_path(dir / "nothing"); },
                           {(dir / "nothing").string(), "expected a Hugging Face model directory"});
+}
+
+TEST_CASE("checkpoint model: output.export_every writes exports/step_N, file for file what export --checkpoint gives",
+          "[checkpoint-model][train][export]") {
+  const mt::test::TempDir dir("export_every");
+  const fs::path cfg = write_ckpt_model_config(dir.path);
+  const fs::path run = dir / "run";
+  auto r = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run) +
+                                  " output.export_every=2");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  // Step 2 is exported; step 4, the last, is final/ and not exported twice.
+  CHECK(fs::is_directory(run / "exports" / "step_0000002"));
+  CHECK_FALSE(fs::exists(run / "exports" / "step_0000004"));
+  CHECK(fs::is_regular_file(run / "final" / "config.json"));
+  auto e = mt::test::run_maintune("export --checkpoint " + mt::test::quoted(run / "checkpoints" / "step_0000002") +
+                                  " --out " + mt::test::quoted(dir / "out2"));
+  INFO(e.output);
+  REQUIRE(e.exit_code == 0);
+  size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(dir / "out2")) {
+    INFO(entry.path().filename().string());
+    CHECK(mt::test::read_file(entry.path()) == mt::test::read_file(run / "exports" / "step_0000002" / entry.path().filename()));
+    ++files;
+  }
+  CHECK(files == static_cast<size_t>(std::distance(fs::directory_iterator(run / "exports" / "step_0000002"),
+                                                   fs::directory_iterator())));
+  CHECK(fs::is_regular_file(dir / "out2" / "alignment_scorer.safetensors"));
+
+  // Without final/, the last step is exported too.
+  const fs::path run2 = dir / "run2";
+  auto r2 = mt::test::run_maintune("train --config " + mt::test::quoted(cfg) + " --run-dir " + mt::test::quoted(run2) +
+                                   " output.export_every=4 output.export=false");
+  INFO(r2.output);
+  REQUIRE(r2.exit_code == 0);
+  CHECK(fs::is_regular_file(run2 / "exports" / "step_0000004" / "config.json"));
+  CHECK_FALSE(fs::exists(run2 / "final"));
+  CHECK_FALSE(fs::exists(run2 / "exports" / "step_0000002"));
 }

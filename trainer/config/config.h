@@ -86,6 +86,7 @@ struct OutputSection {
   std::string run_dir;          // required (or --run-dir)
   int64_t keep_last = 3;        // checkpoints kept (0 = all)
   bool export_final = true;     // YAML key "export": write final/ as a HF model dir
+  int64_t export_every = 0;     // optimizer steps between RUN/exports/step_N model dirs; 0 = none
   std::string export_dtype = "auto";  // "auto" (the base checkpoint's dtype) | "bfloat16" | "float32" | "float16"
   int64_t max_shard_bytes = 5000000000;
 };

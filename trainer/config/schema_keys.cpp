@@ -202,6 +202,10 @@ const std::vector<KeyDef<PipelineConfig>>& config_keys() {
       train_key(kNoStage, MT_KEY(output, keep_last), at_least(0), "Checkpoints kept; 0 = all.", kResumeSafe),
       train_key(kNoStage, "output.export", [](auto& c) -> auto& { return c.output.export_final; }, any_value(),
           "Write final/ as a Hugging Face model dir at the end.", kResumeSafe),
+      train_key(kNoStage, MT_KEY(output, export_every), at_least(0),
+          "Optimizer steps between exports to exports/step_NNNNNNN (Hugging Face model dirs as final/, all kept; "
+          "the last step's is final/); 0 = none.",
+          kResumeSafe),
       train_key(kSeed, MT_KEY(output, export_dtype), one_of({"auto", "bfloat16", "float32", "float16"}),
           "dtype of the exported weights; auto = the base checkpoint's.", kResumeSafe),
       train_key(kNoStage, MT_KEY(output, max_shard_bytes), at_least(1), "Largest safetensors shard of the export, in bytes.",

@@ -74,6 +74,18 @@ fs::path export_final(const fs::path& run_dir, const Transformer& master, const 
   return final_dir;
 }
 
+fs::path export_step(const fs::path& run_dir, int64_t step, const Transformer& master,
+                     const GenerationDefaults& generation, at::ScalarType dtype, const fs::path& tokenizer_path,
+                     const std::string& chat_template, int64_t max_shard_bytes, const AlignmentScorer& scorer) {
+  const fs::path dir = run_dir / "exports" / checkpoint_name(step);  // named as the checkpoint of the step
+  std::error_code ec;
+  fs::create_directories(dir.parent_path(), ec);
+  if (ec) throw Error(fmt::format("{}: cannot create: {}", dir.parent_path().string(), ec.message()));
+  write_model_dir(dir, IfPublished::kReplace, master, generation, dtype, tokenizer_path, chat_template,
+                  max_shard_bytes, scorer);
+  return dir;
+}
+
 fs::path export_checkpoint(const fs::path& checkpoint_dir, const fs::path& out_dir,
                            std::optional<at::ScalarType> dtype) {
   if (fs::exists(out_dir) && !(fs::is_directory(out_dir) && fs::is_empty(out_dir)))

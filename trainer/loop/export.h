@@ -26,6 +26,13 @@ std::filesystem::path export_final(const std::filesystem::path& run_dir, const T
                                    const std::filesystem::path& tokenizer_path, const std::string& chat_template,
                                    int64_t max_shard_bytes, const AlignmentScorer& scorer);
 
+// Writes RUN/exports/step_NNNNNNN (output.export_every) as export_final writes final/; an earlier
+// export of the same step (a resumed run repeating it) is replaced.
+std::filesystem::path export_step(const std::filesystem::path& run_dir, int64_t step, const Transformer& master,
+                                  const GenerationDefaults& generation, at::ScalarType dtype,
+                                  const std::filesystem::path& tokenizer_path, const std::string& chat_template,
+                                  int64_t max_shard_bytes, const AlignmentScorer& scorer);
+
 // `maintune export --checkpoint`: a run's checkpoint folder as a HF model directory `out_dir` (which
 // must not exist or be empty), the same files final/ has: the checkpoint's weights (and alignment
 // scorer) with the run's model config, generation defaults, tokenizer and chat template, all taken

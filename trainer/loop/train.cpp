@@ -128,6 +128,20 @@ void save_step(StepLoop& run) {
   fault_point("train.checkpoint");
 }
 
+// output.export_every: the current step as RUN/exports/step_N (rank 0), except the last step when
+// final/ will hold it.
+void export_every_step(StepLoop& run) {
+  const OutputSection& oc = run.config.output;
+  const int64_t step = run.state.step;
+  if (!run.dist.is_main() || oc.export_every <= 0 || step % oc.export_every != 0) return;
+  if (oc.export_final && step == run.schedule.total_steps) return;
+  const ModelConfig& mc = run.model.master.config;
+  const fs::path dir = export_step(oc.run_dir, step, run.model.master, run.model.generation,
+                                   export_dtype(oc.export_dtype, mc), run.data.tokenizer_path, run.data.chat_template,
+                                   oc.max_shard_bytes, run.model.scorer);
+  run.log(fmt::format("exported {}", dir.string()));
+}
+
 // The evaluation of the current step, written to metrics.jsonl, unless there is no eval set or
 // the step was evaluated already.
 void evaluate_step(StepLoop& run) {
@@ -363,6 +377,7 @@ TrainOutcome run_steps(StepLoop& run) {
     }
     if (tc.eval_every > 0 && state.step % tc.eval_every == 0) evaluate_step(run);
     if (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0) save_step(run);
+    export_every_step(run);
     // A signal one rank saw stops every rank after the same step.
     int sig = stop_signal_received();
     if (sig == 0 && fault_flag("train.stop_signal")) sig = SIGTERM;  // a test's SIGTERM after the first step
