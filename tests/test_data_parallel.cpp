@@ -158,19 +158,21 @@ Differences compare_one_and_two_ranks(const std::string& packing, int steps, con
   return worst;
 }
 
-// `maintune train ARGS` as `world` ranks (one: a plain process); every rank must succeed.
-void train_ranks(int world, const std::string& args, const fs::path& dir) {
+// `maintune train ARGS` as `world` ranks (one: a plain process); every rank must succeed. Returns
+// rank 0's output.
+std::string train_ranks(int world, const std::string& args, const fs::path& dir) {
   if (world == 1) {
     auto r = mt::test::run_maintune("train " + args);
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
-    return;
+    return r.output;
   }
   const auto ranks = run_ranks(world, args, dir);
   for (const auto& r : ranks) {
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
   }
+  return ranks[0].output;
 }
 
 // A run of 6 steps at `from` ranks x micro-batch `from_micro` (4 rows per optimizer step, 10 rows an
@@ -203,7 +205,10 @@ Differences resume_at_other_world_size(int from, int from_micro, int to, int to_
                                       4 / (from * from_micro), from, to_micro, to_micro)) != std::string::npos);
     CHECK(bad.output.find(fmt::format("training.grad_accum_steps={} keeps it", 4 / to_micro)) != std::string::npos);
   }
-  train_ranks(to, resume_args, dir.path);
+  const std::string resumed_log = train_ranks(to, resume_args, dir.path);
+  INFO(resumed_log);
+  CHECK(resumed_log.find(fmt::format("resuming from {} (step 3), saved by {} rank{} and resumed by {}", ckpt.string(), from,
+                                     from == 1 ? "" : "s", to)) != std::string::npos);
   const Differences worst = worst_differences(resumed, straight, 6);
   fmt::print(stderr, "resume at another world size: {} x {} -> {} x {} ranks x micro-batch, worst relative difference: "
              "steps {:.3g}, final weights {:.3g}\n", from, from_micro, to, to_micro, worst.steps, worst.weights);
