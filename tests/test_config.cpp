@@ -597,32 +597,6 @@ TEST_CASE("config: resume_incompatibilities names the keys that may not change",
   CHECK(mt::resume_incompatibilities(saved, file.load({"schedule.type=linear", "training.seed=1"})).size() == 2);
 }
 
-TEST_CASE("config: train may resume at another world size when the global batch stays", "[config]") {
-  const ConfigFile file("model: {path: /m}\ndata:\n  sources: [/d/a.jsonl]\noutput: {run_dir: /r}\n");
-  const auto saved = file.load({"training.micro_batch_size=2", "training.grad_accum_steps=2"});  // x 2 ranks: 8
-  CHECK(mt::resume_incompatibilities(saved, saved, 2, 2).empty());
-  CHECK(mt::resume_incompatibilities(saved, file.load({"training.micro_batch_size=2", "training.grad_accum_steps=4"}), 2, 1)
-            .empty());
-  CHECK(mt::resume_incompatibilities(saved, file.load({"training.micro_batch_size=1", "training.grad_accum_steps=2"}), 2, 4)
-            .empty());
-  CHECK(mt::resume_incompatibilities(saved, file.load({"training.micro_batch_size=4", "training.grad_accum_steps=1"}), 2, 2)
-            .empty());
-  // Another global batch: one line naming the three factors, with the accumulation that keeps it.
-  CHECK(mt::resume_incompatibilities(saved, saved, 2, 1) ==
-        std::vector<std::string>{"the global batch, training.micro_batch_size x training.grad_accum_steps x ranks: "
-                                 "2 x 2 x 2 = 8 -> 2 x 2 x 1 = 4 rows per optimizer step (training.grad_accum_steps=4 "
-                                 "keeps it)"});
-  const auto lines = mt::resume_incompatibilities(
-      saved, file.load({"training.micro_batch_size=3", "training.grad_accum_steps=1", "optimizer.lr=1e-4"}), 2, 2);
-  REQUIRE(lines.size() == 2);
-  CHECK(lines[0] == "optimizer.lr: 2e-05 -> 0.0001");
-  CHECK(lines[1] == "the global batch, training.micro_batch_size x training.grad_accum_steps x ranks: 2 x 2 x 2 = 8 -> "
-                    "3 x 1 x 2 = 6 rows per optimizer step");  // no accumulation gives 8 rows from 3 x 2
-  // The same-world rule (the pipeline's) still compares the keys one by one.
-  CHECK(mt::resume_incompatibilities(saved, file.load({"training.micro_batch_size=4", "training.grad_accum_steps=1"})).size() ==
-        2);
-}
-
 TEST_CASE("config: a train config holds the train sections only - old run configs with pipeline sections resume",
           "[config]") {
   const ConfigFile file("model: {path: /m}\ndata:\n  sources: [/d/a.jsonl]\noutput: {run_dir: /r}\n"
