@@ -1,5 +1,5 @@
-// Deterministic shuffling, packing per epoch, rank sharding and the saveable cursor (see
-// data_loader.h).
+// Deterministic shuffling, packing per epoch, rank sharding and the saveable cursor, remapped on
+// restore at another world size or batch size (see data_loader.h).
 #include "trainer/data/data_loader.h"
 
 #include <fmt/format.h>
