@@ -2,8 +2,10 @@
 // 2b gives (per-step losses, gradient norms, tokens and final weights), with gradient
 // accumulation, with and without packing; ranks with a different config or different weights are
 // refused; a rank that dies stops the other with an error naming the failure; bad torchrun
-// variables are clear errors. The ranks are started as torchrun would: RANK, WORLD_SIZE,
-// LOCAL_RANK, MASTER_ADDR, MASTER_PORT set per process; `maintune launch` and SLURM job steps start
+// variables are clear errors; a run resumed at another world size (2 -> 1, 1 -> 2) with the same
+// global batch continues as the never-interrupted run does, and one with another global batch is
+// refused. The ranks are started as torchrun would: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+// MASTER_PORT set per process; `maintune launch` and SLURM job steps start
 // them too (the launch tests).
 #include <ATen/ATen.h>
 #include <netinet/in.h>
@@ -21,6 +23,7 @@
 #include <fmt/format.h>
 
 #include "models/safetensors.h"
+#include "trainer/config/config.h"
 #include "trainer/dist/distributed.h"
 #include "trainer/dist/rank_agreement.h"
 #include "trainer/dist/slurm_hosts.h"
@@ -56,13 +59,13 @@ struct Port {
   }
 };
 
-// Reverse-word pairs and a config `name`.yaml training the tiny model on them; `training` is the
-// body of the training: section.
+// `pairs` reverse-word pairs and a config `name`.yaml training the tiny model on them; `training` is
+// the body of the training: section.
 fs::path write_config(const fs::path& dir, const std::string& name, const std::string& packing,
-                      const std::string& training) {
+                      const std::string& training, int pairs = 96) {
   const fs::path data = mt::test::write_reverse_pairs(dir / "pairs.jsonl",
                                                       {"apple", "river", "stone", "cloud", "maple", "tiger"},
-                                                      "The reversed word is ", 96);
+                                                      "The reversed word is ", pairs);
   const fs::path cfg = dir / (name + ".yaml");
   mt::test::write_file(cfg, mt::test::tiny_model_section() + "data:\n  sources:\n    - path: " + data.string() +
                                 "\n      format: alpaca\n  template: llama3\n  max_len: 96\n  packing: " + packing +
@@ -157,7 +160,115 @@ Differences compare_one_and_two_ranks(const std::string& packing, int steps, con
   return worst;
 }
 
+// `maintune train ARGS` as `world` ranks (one: a plain process); every rank must succeed. Returns
+// rank 0's output.
+std::string train_ranks(int world, const std::string& args, const fs::path& dir) {
+  if (world == 1) {
+    auto r = mt::test::run_maintune("train " + args);
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    return r.output;
+  }
+  const auto ranks = run_ranks(world, args, dir);
+  for (const auto& r : ranks) {
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+  }
+  return ranks[0].output;
+}
+
+// A run of 6 steps at `from` ranks x micro-batch `from_micro` (4 rows per optimizer step, 10 rows an
+// epoch: steps cross epoch boundaries), and the same run resumed from its step-3 checkpoint at `to`
+// ranks x `to_micro`, accumulation chosen to keep 4 rows per step; returns the worst differences.
+Differences resume_at_other_world_size(int from, int from_micro, int to, int to_micro) {
+  mt::test::TempDir dir(fmt::format("dp_resume_{}_{}", from, to));
+  auto training = [](int world, int micro) {
+    return fmt::format("  micro_batch_size: {}\n  grad_accum_steps: {}\n  max_steps: 6\n  checkpoint_every: 3\n"
+                       "  seed: 5\n", micro, 4 / (world * micro));
+  };
+  const fs::path cfg_from = write_config(dir.path, "from", "none", training(from, from_micro), 10);
+  const fs::path cfg_to = write_config(dir.path, "to", "none", training(to, to_micro), 10);
+  const fs::path straight = dir / "straight", resumed = dir / "resumed";
+  train_ranks(from, "--config " + mt::test::quoted(cfg_from) + " --run-dir " + mt::test::quoted(straight), dir.path);
+  // The resumed run: a copy of the run directory as it was at step 3's checkpoint.
+  fs::copy(straight, resumed, fs::copy_options::recursive);
+  fs::remove_all(resumed / "final");
+  fs::remove_all(resumed / "checkpoints" / "step_0000006");
+  const fs::path ckpt = resumed / "checkpoints" / "step_0000003";
+  const std::string resume_args = "--config " + mt::test::quoted(cfg_to) + " --run-dir " + mt::test::quoted(resumed) +
+                                  " --resume " + mt::test::quoted(ckpt);
+  // Another global batch is refused, naming the checkpoint and the three factors.
+  if (to == 1) {
+    auto bad = mt::test::run_maintune("train " + resume_args + " --set training.grad_accum_steps=1");
+    INFO(bad.output);
+    CHECK(bad.exit_code == 1);
+    CHECK(bad.output.find("cannot resume " + ckpt.string()) != std::string::npos);
+    CHECK(bad.output.find(fmt::format("x ranks: {} x {} x {} = 4 -> {} x 1 x 1 = {} rows per optimizer step",
+                                      from_micro, 4 / (from * from_micro), from, to_micro, to_micro)) !=
+          std::string::npos);
+    CHECK(bad.output.find(fmt::format("training.grad_accum_steps={} keeps it", 4 / to_micro)) != std::string::npos);
+  }
+  const std::string resumed_log = train_ranks(to, resume_args, dir.path);
+  INFO(resumed_log);
+  CHECK(resumed_log.find(fmt::format("resuming from {} (step 3), saved by {} rank{} and resumed by {}", ckpt.string(),
+                                     from, from == 1 ? "" : "s", to)) != std::string::npos);
+  const Differences worst = worst_differences(resumed, straight, 6);
+  fmt::print(stderr, "resume at another world size: {} x {} -> {} x {} ranks x micro-batch, worst relative difference: "
+             "steps {:.3g}, final weights {:.3g}\n", from, from_micro, to, to_micro, worst.steps, worst.weights);
+  return worst;
+}
+
+// A train config file whose load() applies `--set` overrides.
+struct TrainConfigFile {
+  mt::test::TempDir dir{"dp_config"};
+  explicit TrainConfigFile(const std::string& text) { mt::test::write_file(dir / "run.yaml", text); }
+  mt::TrainConfig load(const std::vector<std::string>& overrides = {}) const {
+    return mt::load_train_config(dir / "run.yaml", overrides);
+  }
+};
+
 }  // namespace
+
+TEST_CASE("data parallel: resuming at another world size with the same global batch continues the run",
+          "[dist][resume]") {
+  // 2 ranks x 1 (accumulation 2) -> 1 rank x 1 (accumulation 4): step 3 took rows 8, 9 of epoch 0 and
+  // 0, 1 of epoch 1; the resumed rank continues at row 2. 1 rank x 2 (accumulation 2) -> 2 ranks x 2
+  // (no accumulation): 2 rows consumed of epoch 1 are not a whole number of 2 x 2 micro-batches, so the
+  // rest of epoch 1 is dealt to the 2 ranks from row 2. Either way every optimizer step sees the rows
+  // of the never-interrupted run's step (the token counts agree exactly), summed in another order.
+  for (const auto& [from, from_micro, to, to_micro] : {std::tuple<int, int, int, int>{2, 1, 1, 1}, {1, 2, 2, 2}}) {
+    const Differences worst = resume_at_other_world_size(from, from_micro, to, to_micro);
+    CHECK(worst.steps < 1e-6);
+    CHECK(worst.weights < 1e-5);
+  }
+}
+
+TEST_CASE("data parallel: the train resume rule allows another world size when the global batch stays",
+          "[dist][config]") {
+  const TrainConfigFile file("model: {path: /m}\ndata:\n  sources: [/d/a.jsonl]\noutput: {run_dir: /r}\n");
+  const auto saved = file.load({"training.micro_batch_size=2", "training.grad_accum_steps=2"});  // x 2 ranks: 8
+  CHECK(mt::resume_incompatibilities(saved, saved, 2, 2).empty());
+  auto batch = [&](int micro, int accum) {
+    return file.load(
+        {fmt::format("training.micro_batch_size={}", micro), fmt::format("training.grad_accum_steps={}", accum)});
+  };
+  CHECK(mt::resume_incompatibilities(saved, batch(2, 4), 2, 1).empty());
+  CHECK(mt::resume_incompatibilities(saved, batch(1, 2), 2, 4).empty());
+  CHECK(mt::resume_incompatibilities(saved, batch(4, 1), 2, 2).empty());
+  // Another global batch: one line naming the three factors, with the accumulation that keeps it.
+  CHECK(mt::resume_incompatibilities(saved, saved, 2, 1) ==
+        std::vector<std::string>{"the global batch, training.micro_batch_size x training.grad_accum_steps x ranks: "
+                                 "2 x 2 x 2 = 8 -> 2 x 2 x 1 = 4 rows per optimizer step (training.grad_accum_steps=4 "
+                                 "keeps it)"});
+  const auto lines = mt::resume_incompatibilities(
+      saved, file.load({"training.micro_batch_size=3", "training.grad_accum_steps=1", "optimizer.lr=1e-4"}), 2, 2);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == "optimizer.lr: 2e-05 -> 0.0001");
+  CHECK(lines[1] == "the global batch, training.micro_batch_size x training.grad_accum_steps x ranks: 2 x 2 x 2 = 8 -> "
+                    "3 x 1 x 2 = 6 rows per optimizer step");  // no accumulation gives 8 rows from 3 x 2
+  // The rule without world sizes (as the pipeline and sweeps resume) still compares the keys one by one.
+  CHECK(mt::resume_incompatibilities(saved, batch(4, 1)).size() == 2);
+}
 
 TEST_CASE("data parallel: 2 ranks x micro-batch b equal 1 rank x 2b (losses, grad norms, weights)", "[dist]") {
   // fp32 sums in another order: the step figures agree to a few ulps; the weights after Adam's

@@ -246,5 +246,12 @@ std::string pipeline_config_to_yaml(const PipelineConfig& config);
 // keys train reads, so a run directory whose config.yaml also holds pipeline sections resumes.
 std::vector<std::string> resume_incompatibilities(const TrainConfig& saved, const TrainConfig& resumed);
 std::vector<std::string> resume_incompatibilities(const PipelineConfig& saved, const PipelineConfig& resumed);
+// The rule of `maintune train`, whose world size may change on resume (docs/distributed.md):
+// training.micro_batch_size and training.grad_accum_steps may change as long as the global batch
+// (micro_batch_size x grad_accum_steps x ranks: the rows of one optimizer step) does not, so that an
+// optimizer step, and the lr schedule over steps, mean the same data; a changed global batch is one
+// line naming the three factors before and after.
+std::vector<std::string> resume_incompatibilities(const TrainConfig& saved, const TrainConfig& resumed,
+                                                  int64_t saved_world_size, int64_t world_size);
 
 }  // namespace mt

@@ -53,9 +53,19 @@ std::optional<LoadedCheckpoint> checkpoint_to_resume(const fs::path& run_dir, co
   return ckpt;
 }
 
-void check_resume_compatible(const LoadedCheckpoint& ckpt, const TrainConfig& config) {
+// The world size the checkpoint's run had (its data cursor's; 1 for a cursor without one).
+int64_t saved_world_size(const LoadedCheckpoint& ckpt) {
+  const nlohmann::json& cursor = ckpt.state.data_cursor;
+  if (!cursor.is_object() || !cursor.contains("world_size")) return 1;
+  if (!cursor["world_size"].is_number_integer() || cursor["world_size"].get<int64_t>() < 1)
+    throw Error(fmt::format("{}: the data cursor's world_size must be a positive integer, got {}",
+                            (ckpt.dir / "trainer_state.json").string(), cursor["world_size"].dump()));
+  return cursor["world_size"].get<int64_t>();
+}
+
+void check_resume_compatible(const LoadedCheckpoint& ckpt, const TrainConfig& config, int64_t world_size) {
   const TrainConfig saved = load_train_config(ckpt.dir / "config.yaml");
-  const std::vector<std::string> diff = resume_incompatibilities(saved, config);
+  const std::vector<std::string> diff = resume_incompatibilities(saved, config, saved_world_size(ckpt), world_size);
   if (!diff.empty()) {
     std::string lines;
     for (const auto& d : diff) lines += "\n  " + d;
@@ -76,12 +86,18 @@ std::unique_ptr<DirLock> lock_run_dir(const fs::path& run_dir, const LogFn& log)
   return lock;
 }
 
-std::optional<LoadedCheckpoint> open_run_dir(const TrainConfig& config, const std::string& resume, const LogFn& log) {
+std::optional<LoadedCheckpoint> open_run_dir(const TrainConfig& config, const std::string& resume, int64_t world_size,
+                                             const LogFn& log) {
   const fs::path run_dir = config.output.run_dir;
   std::optional<LoadedCheckpoint> ckpt = checkpoint_to_resume(run_dir, resume, log);
   if (ckpt) {
-    check_resume_compatible(*ckpt, config);
-    log(fmt::format("resuming from {} (step {})", ckpt->dir.string(), ckpt->state.step));
+    check_resume_compatible(*ckpt, config, world_size);
+    const int64_t saved_world = saved_world_size(*ckpt);
+    std::string geometry;
+    if (saved_world != world_size)
+      geometry = fmt::format(", saved by {} rank{} and resumed by {}: the data continues after the rows consumed",
+                             saved_world, saved_world == 1 ? "" : "s", world_size);
+    log(fmt::format("resuming from {} (step {}){}", ckpt->dir.string(), ckpt->state.step, geometry));
   }
   return ckpt;
 }

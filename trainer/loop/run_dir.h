@@ -25,8 +25,9 @@ std::unique_ptr<DirLock> lock_run_dir(const std::filesystem::path& run_dir,
 // The checkpoint to resume from, if any. `resume`: ""
 // (a new run; refused when the run directory already holds checkpoints), "auto" (the newest valid
 // checkpoint, or a fresh start when there is none), or a checkpoint folder. A checkpoint whose
-// config.yaml differs in settings that change the run is refused (resume_incompatibilities).
-std::optional<LoadedCheckpoint> open_run_dir(const TrainConfig& config, const std::string& resume,
+// config.yaml differs in settings that change the run is refused (resume_incompatibilities at
+// `world_size` ranks: the batch keys may change when the global batch does not).
+std::optional<LoadedCheckpoint> open_run_dir(const TrainConfig& config, const std::string& resume, int64_t world_size,
                                              const std::function<void(const std::string&)>& log);
 
 // Writes RUN/config.yaml (the resolved config, as checkpoints also store it) atomically.

@@ -425,7 +425,7 @@ TrainOutcome training_in_run_dir(const RunStart& start) {
   const bool main_rank = dist.is_main();
   const fs::path run_dir = config.output.run_dir;
   // Open the run: its directory, and the checkpoint to resume from.
-  const std::optional<LoadedCheckpoint> ckpt = open_run_dir(config, resume, log);
+  const std::optional<LoadedCheckpoint> ckpt = open_run_dir(config, resume, dist.world_size, log);
   // The weights: the model and the alignment scorer, the checkpoint's when resuming.
   TrainedWeights model = load_trained_weights(config, ckpt, device);
   // The data and the loader at the checkpoint's cursor.

@@ -105,7 +105,13 @@ TrainingData load_training_data(const TrainConfig& config, const ModelConfig& mc
 
 DataLoader open_train_loader(const TrainingData& data, const std::optional<LoadedCheckpoint>& ckpt) {
   DataLoader loader(data.train_view, data.loader_options, data.dataset_key);
-  if (ckpt) loader.restore(ckpt->state.data_cursor);
+  if (ckpt) {
+    try {
+      loader.restore(ckpt->state.data_cursor);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", (ckpt->dir / "trainer_state.json").string(), e.what()));
+    }
+  }
   if (loader.steps_per_epoch() == 0) throw Error("the training data gives no batch for this rank (too few examples?)");
   return loader;
 }
