@@ -4,6 +4,7 @@
 // declarations the config/ files share: the key tables (schema_keys.cpp) and value rendering
 // (yaml_write.cpp).
 #pragma once
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion (not in yaml.h)
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <iterator>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 
 #include "models/error.h"
@@ -350,6 +352,32 @@ YAML::Mark mark_of_offset(const std::string& text, size_t offset) {
   return mark;
 }
 
+// Where the last document started; the events are dropped (no node is built).
+struct DocumentCounter : YAML::EventHandler {
+  YAML::Mark start;
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// True when `text` holds more than one YAML document. At most two are asked for: yaml-cpp 0.7
+// (Debian 12) reads a stray flow indicator (", ") as endless empty documents, which LoadAll
+// collected until memory ran out (found by fuzz/fuzz_yaml_config.cpp).
+bool has_second_document(const std::string& text, YAML::Mark* second) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  if (!parser.HandleNextDocument(counter) || !parser.HandleNextDocument(counter)) return false;
+  *second = counter.start;
+  return true;
+}
+
 // The one YAML document of a config (Null for an empty file). Binary junk is refused before
 // yaml-cpp sees it (NUL bytes would also make it guess a UTF-16/32 encoding).
 YAML::Node parse_config_document(const std::string& text, const Origin& origin) {
@@ -357,17 +385,19 @@ YAML::Node parse_config_document(const std::string& text, const Origin& origin) 
     origin.fail(mark_of_offset(text, nul), "not a text file (NUL byte)");
   if (const int64_t bad = find_invalid_utf8(text); bad >= 0)
     origin.fail(mark_of_offset(text, static_cast<size_t>(bad)), "not UTF-8 text");
-  std::vector<YAML::Node> documents;
+  YAML::Node document;
+  YAML::Mark second;
+  bool two = false;
   try {
-    documents = YAML::LoadAll(text);
+    document = YAML::Load(text);
+    two = has_second_document(text, &second);
   } catch (const YAML::DeepRecursion& e) {
     origin.fail(e.mark, "invalid YAML: nested too deeply");
   } catch (const YAML::Exception& e) {
     origin.fail(e.mark, "invalid YAML: " + e.msg);
   }
-  if (documents.size() > 1)
-    origin.fail(documents[1].Mark(), "a second YAML document; a config is one document");
-  return documents.empty() ? YAML::Node() : documents[0];
+  if (two) origin.fail(second, "a second YAML document (or text that starts no YAML node); a config is one document");
+  return document;
 }
 
 struct KeySegment {
