@@ -25,10 +25,11 @@ using nlohmann::json;
 
 namespace {
 
-const char* const kFixtures[] = {"chat_llama3_llama3.json",      "chat_alpaca_llama3.json",
-                                 "chat_llama2_llama2.json",      "chat_alpaca_llama2.json",
-                                 "chat_mistral_mistral.json",    "chat_mistral_mistral-v3.json",
-                                 "chat_chatml_mistral.json"};
+const char* const kFixtures[] = {"chat_llama3_llama3.json",      "chat_llama3.1_llama3.json",
+                                 "chat_alpaca_llama3.json",      "chat_llama2_llama2.json",
+                                 "chat_alpaca_llama2.json",      "chat_mistral_mistral.json",
+                                 "chat_mistral_mistral-v3.json", "chat_chatml_mistral.json",
+                                 "chat_qwen2.5_mistral.json"};
 
 // The tokenizer a chat fixture names, as a path an export reads from (a temp HF dir when the
 // fixture has one: appended to `cleanup`).
@@ -136,16 +137,19 @@ TEST_CASE("export chat: generation eos lists the end of turn first, then the mod
 
 TEST_CASE("export chat: our loader reads an export back to the template it was trained with and the same ids",
           "[export][chat]") {
+  std::set<std::string> covered;  // every template has a fixture here, so the transformers check covers it
   for (const char* name : kFixtures) {
     INFO(name);
     const ChatFixture fx(name);
     const fs::path& src = fx.tokenizer;
     const std::string& tmpl = fx.tmpl;
+    covered.insert(tmpl);
     const fs::path out = mt::test::temp_dir("export_tok");
     const mt::Tokenizer before = mt::Tokenizer::load(src);
     mt::write_tokenizer_files(before, src, tmpl, out);
     const mt::Tokenizer after = mt::Tokenizer::load(out);
     CHECK(mt::detect_chat_template(after) == tmpl);  // `generate --model final/` renders as training did
+    CHECK(mt::chat_template_from_model(after) == tmpl);  // and so does training on it with from_model
     CHECK(after.chat_template() == mt::test::read_json(out / "tokenizer_config.json")["chat_template"].get<std::string>());
     CHECK(mt::test::read_file(out / "chat_template.jinja") == after.chat_template());
     for (const auto& c : fx.cases) {
@@ -156,6 +160,8 @@ TEST_CASE("export chat: our loader reads an export back to the template it was t
     CHECK(mt::chat_end_of_turn_id(after, tmpl) == mt::chat_end_of_turn_id(before, tmpl));
     fs::remove_all(out);
   }
+  const auto& names = mt::chat_template_names();
+  CHECK(covered == std::set<std::string>(names.begin(), names.end()));
 }
 
 // Where transformers' tokenizer and ours may split the same text differently, so that
