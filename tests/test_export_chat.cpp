@@ -278,5 +278,15 @@ TEST_CASE("export chat: generate stops at the template's end of turn for instruc
   CHECK(run(mt::test::quoted(dir / "chat.jsonl") + " --stop-ids none")["finish_reason"] == "length");
   CHECK(run(mt::test::quoted(dir / "chat.jsonl") + " --stop-ids 128001")["generated_ids"].size() == 3);
   CHECK(run(mt::test::quoted(dir / "text.jsonl") + " --stop-ids 128009")["generated_ids"] == json::array({128009}));
+  // --template from_model: the tokenizer's own template, an error while the model has none (exit 1,
+  // naming what is missing and our templates), Llama 3.1's once its tokenizer_config.json holds it.
+  const auto none = mt::test::run_maintune(base + mt::test::quoted(dir / "chat.jsonl") + " --template from_model");
+  INFO(none.output);
+  CHECK(none.exit_code == 1);
+  CHECK(none.output.find("no chat_template") != std::string::npos);
+  CHECK(none.output.find("qwen2.5") != std::string::npos);
+  const mt::Tokenizer tok = mt::Tokenizer::load(dir);
+  mt::test::write_file(dir / "tokenizer_config.json", json{{"chat_template", mt::chat_template_jinja(tok, "llama3.1")}}.dump());
+  CHECK(run(mt::test::quoted(dir / "chat.jsonl") + " --template from_model")["generated_ids"] == json::array({128009}));
   fs::remove_all(dir);
 }
