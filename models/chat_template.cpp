@@ -207,14 +207,30 @@ std::pair<std::optional<std::string>, std::vector<const ChatMessage*>> split_alt
 }
 
 // Meta-Llama-3-8B-Instruct's template: BOS, then per message
-// "<|start_header_id|>{role}<|end_header_id|>\n\n{content | trim}<|eot_id|>".
-void render_llama3(ChatBuilder& b, const Tokenizer& tok, const std::vector<ChatMessage>& messages, bool gen) {
-  const std::string t = "llama3";
+// "<|start_header_id|>{role}<|end_header_id|>\n\n{content | trim}<|eot_id|>". Llama 3.1's (without
+// tools) writes a system header first, always: "<|start_header_id|>system<|end_header_id|>\n\n
+// Cutting Knowledge Date: December 2023\nToday Date: {date}\n\n{first system message | trim}<|eot_id|>",
+// the first system message taken into it.
+void render_llama3(ChatBuilder& b, const Tokenizer& tok, const std::vector<ChatMessage>& messages, bool gen,
+                   bool llama31) {
+  const std::string t = llama31 ? "llama3.1" : "llama3";
   const int64_t bos = need_id(tok.special().bos, tok, t, "BOS");
   const int64_t start = need_special(tok, t, "<|start_header_id|>"), end = need_special(tok, t, "<|end_header_id|>");
   const int64_t eot = need_special(tok, t, "<|eot_id|>");
   b.special(bos, false);
-  for (const auto& m : messages) {
+  size_t first = 0;
+  if (llama31) {
+    const bool has_system = messages[0].role == "system";
+    b.special(start, false);
+    b.text("system", false);
+    b.special(end, false);
+    b.text(fmt::format("\n\nCutting Knowledge Date: December 2023\nToday Date: {}\n\n", kLlama31Date), false);
+    if (has_system) b.text(py_strip(messages[0].content), false);
+    b.special(eot, false);
+    first = has_system ? 1 : 0;
+  }
+  for (size_t i = first; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
     const bool target = m.role == "assistant";
     b.special(start, false);
     b.text(m.role, false);
@@ -296,14 +312,19 @@ void render_mistral(ChatBuilder& b, const Tokenizer& tok, const std::vector<Chat
   }
 }
 
-// Qwen2's ChatML template: "<|im_start|>{role}\n{content}<|im_end|>\n" per message, Qwen2's default
-// system message when the conversation has none. No BOS.
-void render_chatml(ChatBuilder& b, const Tokenizer& tok, const std::vector<ChatMessage>& messages, bool gen) {
-  const std::string t = "chatml";
+// Qwen2's ChatML template: "<|im_start|>{role}\n{content}<|im_end|>\n" per message, a default system
+// message when the conversation has none: Qwen2's "You are a helpful assistant." (chatml), Qwen2.5's
+// "You are Qwen, created by Alibaba Cloud. You are a helpful assistant." (qwen2.5; its template is
+// Qwen2's otherwise, when there are no tools). No BOS.
+void render_chatml(ChatBuilder& b, const Tokenizer& tok, const std::vector<ChatMessage>& messages, bool gen,
+                   bool qwen25) {
+  const std::string t = qwen25 ? "qwen2.5" : "chatml";
   const int64_t start = need_special(tok, t, "<|im_start|>"), end = need_special(tok, t, "<|im_end|>");
   if (messages[0].role != "system") {
     b.special(start, false);
-    b.text("system\nYou are a helpful assistant.", false);
+    b.text(qwen25 ? "system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+                  : "system\nYou are a helpful assistant.",
+           false);
     b.special(end, false);
     b.text("\n", false);
   }
@@ -364,7 +385,8 @@ std::string unknown_template(const std::string& t) {
 }  // namespace
 
 const std::vector<std::string>& chat_template_names() {
-  static const std::vector<std::string> names = {"llama3", "llama2", "mistral", "chatml", "alpaca"};
+  static const std::vector<std::string> names = {"llama3", "llama3.1", "llama2", "mistral", "chatml", "qwen2.5",
+                                                 "alpaca"};
   return names;
 }
 
@@ -375,10 +397,10 @@ RenderedChat render_chat(const Tokenizer& tok, const std::string& template_name,
   if (std::find(names.begin(), names.end(), t) == names.end()) throw Error(unknown_template(t));
   check_roles(messages, t);
   ChatBuilder b(tok, t);
-  if (t == "llama3") render_llama3(b, tok, messages, add_generation_prompt);
+  if (t == "llama3" || t == "llama3.1") render_llama3(b, tok, messages, add_generation_prompt, t == "llama3.1");
   else if (t == "llama2") render_llama2(b, tok, messages);
   else if (t == "mistral") render_mistral(b, tok, messages);
-  else if (t == "chatml") render_chatml(b, tok, messages, add_generation_prompt);
+  else if (t == "chatml" || t == "qwen2.5") render_chatml(b, tok, messages, add_generation_prompt, t == "qwen2.5");
   else render_alpaca(b, tok, messages);
   return b.finish(train_on_prompt);
 }
@@ -407,8 +429,8 @@ ChatTurnSplit split_last_turn(const Tokenizer& tok, const std::string& template_
 
 int64_t chat_end_of_turn_id(const Tokenizer& tok, const std::string& template_name) {
   const std::string& t = template_name;
-  if (t == "llama3") return need_special(tok, t, "<|eot_id|>");
-  if (t == "chatml") return need_special(tok, t, "<|im_end|>");
+  if (t == "llama3" || t == "llama3.1") return need_special(tok, t, "<|eot_id|>");
+  if (t == "chatml" || t == "qwen2.5") return need_special(tok, t, "<|im_end|>");
   if (t == "llama2" || t == "mistral" || t == "alpaca") return need_id(tok.special().eos, tok, t, "EOS");
   throw Error(unknown_template(t));
 }
@@ -426,24 +448,6 @@ std::vector<int64_t> chat_stop_ids(const Tokenizer& tok, const std::string& temp
 bool has_inst_control_tokens(const Tokenizer& tok) {
   const auto& by_text = tok.special().by_text;
   return by_text.count("[INST]") > 0 && by_text.count("[/INST]") > 0;
-}
-
-std::string detect_chat_template(const Tokenizer& tok) {
-  const std::string& ct = tok.chat_template();
-  if (!ct.empty()) {
-    if (ct.find("<|start_header_id|>") != std::string::npos) return "llama3";
-    if (ct.find("<|im_start|>") != std::string::npos) return "chatml";
-    if (ct.find("<<SYS>>") != std::string::npos) return "llama2";
-    if (ct.find("[INST]") != std::string::npos) return "mistral";
-    if (ct.find("### Instruction") != std::string::npos) return "alpaca";
-    return "";
-  }
-  // No template text: go by the special tokens the tokenizer has.
-  const auto& s = tok.special().by_text;
-  if (s.count("<|start_header_id|>") && s.count("<|eot_id|>")) return "llama3";
-  if (s.count("<|im_start|>") && s.count("<|im_end|>")) return "chatml";
-  if (s.count("[INST]") && s.count("[/INST]")) return "mistral";
-  return "";
 }
 
 }  // namespace mt

@@ -1,7 +1,8 @@
-// Chat templates rendered straight to token ids with a loss mask: LLaMA-3 (header tokens,
-// <|eot_id|>), LLaMA-2 and Mistral ([INST] ... [/INST], system prompt), ChatML (Qwen2) and a plain
-// Alpaca prompt. The end-of-turn token the model must learn to emit is the template's own, and it
-// is inside the loss mask of every assistant turn.
+// Chat templates rendered straight to token ids with a loss mask: LLaMA-3 and Llama 3.1 (header
+// tokens, <|eot_id|>; 3.1's system header with its knowledge-cutoff and date lines), LLaMA-2 and
+// Mistral ([INST] ... [/INST], system prompt), ChatML with Qwen2's or Qwen2.5's default system
+// prompt, and a plain Alpaca prompt. The end-of-turn token the model must learn to emit is the
+// template's own, and it is inside the loss mask of every assistant turn.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -67,7 +68,28 @@ std::string chat_template_jinja(const Tokenizer& tok, const std::string& templat
 // changes how the mistral template renders.
 bool has_inst_control_tokens(const Tokenizer& tok);
 
-// Picks a template from a tokenizer's chat_template text and kind ("" if it cannot tell).
+// The date llama3.1's system header writes ("Today Date: 26 Jul 2024"): the official template's
+// date_string default, which transformers' apply_chat_template renders when it is given none. Fixed,
+// so that the same data renders to the same ids on any day, and an export's template (the official
+// text) renders it too.
+inline constexpr const char* kLlama31Date = "26 Jul 2024";
+
+// Which of our templates a tokenizer's own chat_template is (models/chat_template_detect.cpp).
+// chat_template_from_model: the template whose Jinja text it is, exactly, up to whitespace Jinja does
+// not render under transformers' settings: the official templates of llama3, llama3.1, llama2,
+// chatml (Qwen2) and qwen2.5, or what a maintune export writes for any template (mistral, alpaca).
+// Throws mt::Error naming the file and listing the templates we implement when it is none of them,
+// or when the tokenizer has no chat_template.
+std::string chat_template_from_model(const Tokenizer& tok);
+
+// Picks a template from a tokenizer's chat_template text and kind ("" if it cannot tell): the one
+// chat_template_from_model recognises, else a guess from the text's marks (header tokens, the
+// Llama 3.1 knowledge-cutoff line, <|im_start|>, Qwen2.5's system prompt, [INST] ...), else from the
+// special tokens.
 std::string detect_chat_template(const Tokenizer& tok);
+
+// A data.template (or --template) value as the template to render: "auto" -> detect_chat_template
+// ("" if it cannot tell), "from_model" -> chat_template_from_model, any other name as it is.
+std::string resolve_chat_template(const Tokenizer& tok, const std::string& name);
 
 }  // namespace mt

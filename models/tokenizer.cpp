@@ -351,14 +351,18 @@ Tokenizer Tokenizer::load(const fs::path& path) {
   tok.special_ = model_special_tokens(b);
 
   const fs::path cfg_path = dir / "tokenizer_config.json";
-  if (is_dir && fs::is_regular_file(cfg_path, ec))
+  if (is_dir && fs::is_regular_file(cfg_path, ec)) {
     apply_tokenizer_config(tok, b, cfg_path, tok.special_, &tok.chat_template_);
+    if (!tok.chat_template_.empty()) tok.chat_template_file_ = cfg_path;
+  }
   const fs::path map_path = dir / "special_tokens_map.json";
   if (is_dir && fs::is_regular_file(map_path, ec))  // loaded after the config and wins, as in HF
     apply_special_tokens_map(tok, map_path, tok.special_);
   const fs::path jinja_path = dir / "chat_template.jinja";
-  if (is_dir && tok.chat_template_.empty() && fs::is_regular_file(jinja_path, ec))
+  if (is_dir && tok.chat_template_.empty() && fs::is_regular_file(jinja_path, ec)) {
     tok.chat_template_ = read_file(jinja_path);
+    tok.chat_template_file_ = jinja_path;
+  }
   return tok;
 }
 

@@ -50,9 +50,11 @@ class Tokenizer {
   std::optional<int64_t> token_id(std::string_view text) const;
   std::string kind() const;  // "sentencepiece" or "bpe"
 
-  // Where it was loaded from, and chat_template text from tokenizer_config.json ("" if none).
+  // Where it was loaded from, and chat_template text from tokenizer_config.json, else from
+  // chat_template.jinja ("" if none), with the file it came from ("" if none).
   const std::filesystem::path& source() const { return source_; }
   const std::string& chat_template() const { return chat_template_; }
+  const std::filesystem::path& chat_template_file() const { return chat_template_file_; }
 
  private:
   std::shared_ptr<const SentencePieceTokenizer> sp_;
@@ -60,6 +62,7 @@ class Tokenizer {
   SpecialTokens special_;
   std::filesystem::path source_;
   std::string chat_template_;
+  std::filesystem::path chat_template_file_;
 };
 
 }  // namespace mt

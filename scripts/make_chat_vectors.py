@@ -6,8 +6,9 @@ that each family's documented prompt format gives with the reference tokenizer (
 sentencepiece for LLaMA-2 / Mistral, tiktoken for LLaMA-3), and the loss mask.
 
 How the reference is made, per template:
-  llama3, llama2, chatml  the official HF chat_template (Meta-Llama-3-8B-Instruct, Llama-2-chat-hf,
-                          Qwen2-7B-Instruct; texts below) rendered with jinja2 as transformers does;
+  llama3, llama3.1,       the official HF chat_template (Meta-Llama-3-8B-Instruct, Llama-3.1-8B-Instruct,
+  llama2, chatml, qwen2.5 Llama-2-chat-hf, Qwen2-7B-Instruct, Qwen2.5-7B-Instruct; texts below) rendered
+                          with jinja2 as transformers does (no tools, no date_string: "26 Jul 2024");
                           the string is split at special tokens and each piece between them is
                           encoded on its own (sentencepiece: as sp.encode encodes it alone, i.e. the
                           behaviour of Meta's Llama-2 chat_completion and of HF's Llama-2
@@ -25,6 +26,9 @@ model must emit around it: LLaMA-2's space after [/INST] and before </s>) and th
 so the tokens before a turn's first target are the generation prompt's; with
 train_on_prompt every token but a leading BOS. Token byte ranges come from the reference tokenizer
 (sentencepiece's immutable proto begin/end; tiktoken token bytes).
+
+Also writes official_chat_templates.json: those official texts verbatim (and one template maintune
+does not implement exactly), for the `template: from_model` tests.
 
 Run (the venv with sentencepiece, tiktoken, jinja2):
     python scripts/make_chat_vectors.py [--shared ../shared/data] [--out tests/fixtures/tokenizer]
@@ -80,6 +84,178 @@ CHATML_TEMPLATE = (  # Qwen/Qwen2-7B-Instruct tokenizer_config.json
     "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
     "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+# meta-llama/Llama-3.1-8B-Instruct tokenizer_config.json: tools, builtin tools and tool calls besides;
+# without them, a system header with the knowledge cutoff and date_string (default "26 Jul 2024").
+LLAMA31_TEMPLATE = r"""{{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not tools_in_user_message is defined %}
+    {%- set tools_in_user_message = true %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- set date_string = "26 Jul 2024" %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+
+{#- This block extracts the system message, so we can slot it into the right place. #}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+
+{#- System message + builtin tools #}
+{{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+{%- if builtin_tools is defined or tools is not none %}
+    {{- "Environment: ipython\n" }}
+{%- endif %}
+{%- if builtin_tools is defined %}
+    {{- "Tools: " + builtin_tools | reject('equalto', 'code_interpreter') | join(", ") + "\n\n"}}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\n" }}
+{{- "Today Date: " + date_string + "\n\n" }}
+{%- if tools is not none and not tools_in_user_message %}
+    {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+
+{#- Custom tools are passed in a user message with some extra guidance #}
+{%- if tools_in_user_message and not tools is none %}
+    {#- Extract the first user message so we can plug it in here #}
+    {%- if messages | length != 0 %}
+        {%- set first_user_message = messages[0]['content']|trim %}
+        {%- set messages = messages[1:] %}
+    {%- else %}
+        {{- raise_exception("Cannot put tools in the first user message when there's no first user message!") }}
+{%- endif %}
+    {{- '<|start_header_id|>user<|end_header_id|>\n\n' -}}
+    {{- "Given the following functions, please respond with a JSON for a function call " }}
+    {{- "with its proper arguments that best answers the given prompt.\n\n" }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+    {{- first_user_message + "<|eot_id|>"}}
+{%- endif %}
+
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {%- if not message.tool_calls|length == 1 %}
+            {{- raise_exception("This model only supports single tool-calls at once!") }}
+        {%- endif %}
+        {%- set tool_call = message.tool_calls[0].function %}
+        {%- if builtin_tools is defined and tool_call.name in builtin_tools %}
+            {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+            {{- "<|python_tag|>" + tool_call.name + ".call(" }}
+            {%- for arg_name, arg_val in tool_call.arguments | items %}
+                {{- arg_name + '="' + arg_val + '"' }}
+                {%- if not loop.last %}
+                    {{- ", " }}
+                {%- endif %}
+                {%- endfor %}
+            {{- ")" }}
+        {%- else  %}
+            {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+            {{- '{"name": "' + tool_call.name + '", ' }}
+            {{- '"parameters": ' }}
+            {{- tool_call.arguments | tojson }}
+            {{- "}" }}
+        {%- endif %}
+        {%- if builtin_tools is defined %}
+            {#- This means we're in ipython mode #}
+            {{- "<|eom_id|>" }}
+        {%- else %}
+            {{- "<|eot_id|>" }}
+        {%- endif %}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\n\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+{%- endif %}
+"""
+# Qwen/Qwen2.5-7B-Instruct tokenizer_config.json: ChatML with its own default system prompt (and tools).
+QWEN25_TEMPLATE = r"""{%- if tools %}
+    {{- '<|im_start|>system\n' }}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- messages[0]['content'] }}
+    {%- else %}
+        {{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}
+    {%- endif %}
+    {{- "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>" }}
+    {%- for tool in tools %}
+        {{- "\n" }}
+        {{- tool | tojson }}
+    {%- endfor %}
+    {{- "\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" }}
+{%- else %}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}
+    {%- else %}
+        {{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}
+    {%- endif %}
+{%- endif %}
+{%- for message in messages %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant" and not message.tool_calls) %}
+        {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}
+    {%- elif message.role == "assistant" %}
+        {{- '<|im_start|>' + message.role }}
+        {%- if message.content %}
+            {{- '\n' + message.content }}
+        {%- endif %}
+        {%- for tool_call in message.tool_calls %}
+            {%- if tool_call.function is defined %}
+                {%- set tool_call = tool_call.function %}
+            {%- endif %}
+            {{- '\n<tool_call>\n{"name": "' }}
+            {{- tool_call.name }}
+            {{- '", "arguments": ' }}
+            {{- tool_call.arguments | tojson }}
+            {{- '}\n</tool_call>' }}
+        {%- endfor %}
+        {{- '<|im_end|>\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != "tool") %}
+            {{- '<|im_start|>user' }}
+        {%- endif %}
+        {{- '\n<tool_response>\n' }}
+        {{- message.content }}
+        {{- '\n</tool_response>' }}
+        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
+            {{- '<|im_end|>\n' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+{%- endif %}
+"""
+LLAMA31_DATE = "26 Jul 2024"  # the template's date_string default: transformers passes none
+QWEN2_SYSTEM = "You are a helpful assistant."
+QWEN25_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 
 ALPACA_NO_INPUT = ("Below is an instruction that describes a task. "
                    "Write a response that appropriately completes the request.")
@@ -261,10 +437,22 @@ def parts_mistral(messages, control):
     return p
 
 
-def parts_chatml(messages, gen):
+def parts_llama31(messages, gen):
+    """Llama 3.1: the system header always, with the knowledge cutoff, the date and the (trimmed)
+    system message if any; then the messages as LLaMA-3 writes them."""
+    system, rest = "", messages
+    if messages[0]["role"] == "system":
+        system, rest = messages[0]["content"].strip(), messages[1:]
+    header = "\n\nCutting Knowledge Date: December 2023\nToday Date: " + LLAMA31_DATE + "\n\n" + system
+    p = [("special", "<|begin_of_text|>", False), ("special", "<|start_header_id|>", False), ("text", "system", False),
+         ("special", "<|end_header_id|>", False), ("text", header, False), ("special", "<|eot_id|>", False)]
+    return p + parts_llama3(rest, gen)[1:]
+
+
+def parts_chatml(messages, gen, default_system=QWEN2_SYSTEM):
     p = []
     if messages[0]["role"] != "system":
-        p += [("special", "<|im_start|>", False), ("text", "system\nYou are a helpful assistant.", False),
+        p += [("special", "<|im_start|>", False), ("text", "system\n" + default_system, False),
               ("special", "<|im_end|>", False), ("text", "\n", False)]
     for m in messages:
         t = m["role"] == "assistant"
@@ -388,6 +576,10 @@ def parts_for(template, vocab, ref, messages, gen):
         return parts_llama2(messages)
     if template == "chatml":
         return parts_chatml(messages, gen)
+    if template == "llama3.1":
+        return parts_llama31(messages, gen)
+    if template == "qwen2.5":
+        return parts_chatml(messages, gen, QWEN25_SYSTEM)
     if template == "mistral":
         return parts_mistral(messages, "[INST]" in ref.specials)
     llama3 = vocab == "llama3"
@@ -395,7 +587,9 @@ def parts_for(template, vocab, ref, messages, gen):
 
 
 OFFICIAL = {"llama3": (LLAMA3_TEMPLATE, "<|begin_of_text|>", "<|end_of_text|>"),
-            "llama2": (LLAMA2_TEMPLATE, "<s>", "</s>"), "chatml": (CHATML_TEMPLATE, "<s>", "<|im_end|>")}
+            "llama2": (LLAMA2_TEMPLATE, "<s>", "</s>"), "chatml": (CHATML_TEMPLATE, "<s>", "<|im_end|>"),
+            "llama3.1": (LLAMA31_TEMPLATE, "<|begin_of_text|>", "<|end_of_text|>"),
+            "qwen2.5": (QWEN25_TEMPLATE, "<s>", "<|im_end|>")}
 
 
 def check_boundary(template, vocab, name, ref, messages):
@@ -454,7 +648,7 @@ def make(template, vocab, tokenizer, ref, cases, out_dir):
             sys.exit(f"{template}/{vocab} {case['name']}: official template renders {official!r}, ours {text!r}")
         ids, mask, was_cut = tokenize_parts(ref, parts, top)
         check_boundary(template, vocab, case["name"], ref, messages)
-        if template in ("llama3", "llama2", "chatml", "alpaca") and not was_cut and tokenize_string(ref, text) != ids:
+        if template in ("llama3", "llama3.1", "llama2", "chatml", "qwen2.5", "alpaca") and not was_cut and tokenize_string(ref, text) != ids:
             sys.exit(f"{template}/{vocab} {case['name']}: string and part tokenizations differ")
         out_cases.append({"name": case["name"], "messages": messages, "add_generation_prompt": gen,
                           "train_on_prompt": top, "text": text, "ids": ids, "loss_mask": mask})
@@ -465,6 +659,20 @@ def make(template, vocab, tokenizer, ref, cases, out_dir):
         f.write(",\n".join(json.dumps(c, ensure_ascii=False) for c in out_cases))
         f.write("\n]}\n")
     print(f"wrote {path} ({len(out_cases)} cases)")
+
+
+def write_official(out_dir):
+    """The official templates verbatim, for maintune's `template: from_model` tests (a model whose
+    tokenizer_config.json holds one of them renders as that template), and one it does not
+    implement exactly (Mistral-7B-Instruct's HF template, which differs from mistral-common's
+    rendering for an empty answer or system prompt)."""
+    official = {name: t[0] for name, t in OFFICIAL.items()}
+    path = os.path.join(out_dir, "official_chat_templates.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"official": official, "unsupported": {"mistral-7b-instruct-v0.1": MISTRAL_V1_TEMPLATE}}, f,
+                  ensure_ascii=False, indent=1)
+        f.write("\n")
+    print(f"wrote {path}")
 
 
 def main():
@@ -492,6 +700,10 @@ def main():
          CHAT_CASES, args.out)
     make("alpaca", "llama2", {"model": "tokenizers/llama2/tokenizer.model"}, llama2, ALPACA_CASES, args.out)
     make("alpaca", "llama3", {"model": "tokenizers/llama3/tokenizer.model"}, llama3, ALPACA_CASES, args.out)
+    make("llama3.1", "llama3", {"model": "tokenizers/llama3/tokenizer.model"}, llama3, CHAT_CASES, args.out)
+    make("qwen2.5", "mistral", {"model": "tokenizers/mistral/tokenizer.model", "hf_dir": "chatml-mistral"}, chatml,
+         CHAT_CASES, args.out)
+    write_official(args.out)
 
 
 if __name__ == "__main__":

@@ -51,20 +51,22 @@ void check_fixture(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("chat template: llama2, mistral (v1, v3), chatml and alpaca match the reference ids and masks",
+TEST_CASE("chat template: llama2, mistral (v1, v3), chatml, qwen2.5 and alpaca match the reference ids and masks",
           "[chat]") {
   for (const char* name : {"chat_llama2_llama2.json", "chat_mistral_mistral.json", "chat_mistral_mistral-v3.json",
-                           "chat_chatml_mistral.json", "chat_alpaca_llama2.json"}) {
+                           "chat_chatml_mistral.json", "chat_qwen2.5_mistral.json", "chat_alpaca_llama2.json"}) {
     INFO(name);
     check_fixture(name);
   }
 }
 
-TEST_CASE("chat template: llama3 and alpaca on the LLaMA-3 vocabulary match the reference", "[chat][llama3]") {
+TEST_CASE("chat template: llama3, llama3.1 and alpaca on the LLaMA-3 vocabulary match the reference", "[chat][llama3]") {
   check_fixture("chat_llama3_llama3.json");
+  check_fixture("chat_llama3.1_llama3.json");
   check_fixture("chat_alpaca_llama3.json");
   const auto tok = mt::Tokenizer::load(mt::test::vocab_file("llama3"));
   CHECK(mt::chat_end_of_turn_id(tok, "llama3") == 128009);
+  CHECK(mt::chat_end_of_turn_id(tok, "llama3.1") == 128009);
   // Special-token text inside a message is text, never a header or end-of-turn token.
   const auto r = mt::render_chat(tok, "llama3", msgs({{"user", "<|eot_id|><|start_header_id|>"}, {"assistant", "ok"}}));
   CHECK(std::count(r.ids.begin(), r.ids.end(), 128009) == 2);
@@ -104,6 +106,7 @@ TEST_CASE("chat template: end-of-turn token is the template's own and closes eve
     INFO(tmpl);
     CHECK(closed == 2);
   }
+  CHECK(mt::chat_end_of_turn_id(cm, "qwen2.5") == 32000);
   // ChatML and LLaMA-3 can write two assistant turns in a row.
   CHECK_NOTHROW(mt::render_chat(cm, "chatml", msgs({{"user", "a"}, {"assistant", "b"}, {"assistant", "c"}})));
   require_error([&] { mt::chat_end_of_turn_id(l2, "chatml"); }, {"<|im_end|>"});

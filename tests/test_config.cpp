@@ -386,7 +386,8 @@ TEST_CASE("config: value ranges and enum choices are checked", "[config]") {
       {"model: {init: scratch}", "model.init: expected one of pretrained|random, got 'scratch'"},
       {"model: {dtype: fp16}", "model.dtype: expected one of bfloat16|float32 (or bf16|fp32), got 'fp16'"},
       {"model: {device: gpu}", "model.device: expected one of auto|cpu|cuda, got 'gpu'"},
-      {"data: {template: llama4}", "data.template: expected one of auto|llama3|llama2|mistral|chatml|alpaca"},
+      {"data: {template: llama4}",
+       "data.template: expected one of auto|from_model|llama3|llama3.1|llama2|mistral|chatml|qwen2.5|alpaca"},
       {"data: {packing: best_fit}", "data.packing: expected one of first_fit|sequential|none"},
       {"data: {too_long: cut}", "data.too_long: expected one of truncate|drop"},
       {"data: {on_malformed: ignore}", "data.on_malformed: expected one of fail|skip, got 'ignore'"},
@@ -541,7 +542,7 @@ TEST_CASE("config: the schema lists every key the YAML has, and docs/config.md h
   CHECK(find("optimizer.lr").default_value == "2e-05");
   CHECK(find("model.path").default_value == "\"\"");
   CHECK(find("data.sources").default_value == "[]");
-  CHECK(find("data.template").type == "enum(auto|llama3|llama2|mistral|chatml|alpaca)");
+  CHECK(find("data.template").type == "enum(auto|from_model|llama3|llama3.1|llama2|mistral|chatml|qwen2.5|alpaca)");
   CHECK(find("model.dtype").type == "enum(bfloat16|float32)");
   CHECK(find("data.sources[].on_malformed").default_value == "data.on_malformed");
   const std::set<std::string> resume_safe = {

@@ -25,10 +25,11 @@ using nlohmann::json;
 
 namespace {
 
-const char* const kFixtures[] = {"chat_llama3_llama3.json",      "chat_alpaca_llama3.json",
-                                 "chat_llama2_llama2.json",      "chat_alpaca_llama2.json",
-                                 "chat_mistral_mistral.json",    "chat_mistral_mistral-v3.json",
-                                 "chat_chatml_mistral.json"};
+const char* const kFixtures[] = {"chat_llama3_llama3.json",      "chat_llama3.1_llama3.json",
+                                 "chat_alpaca_llama3.json",      "chat_llama2_llama2.json",
+                                 "chat_alpaca_llama2.json",      "chat_mistral_mistral.json",
+                                 "chat_mistral_mistral-v3.json", "chat_chatml_mistral.json",
+                                 "chat_qwen2.5_mistral.json"};
 
 // The tokenizer a chat fixture names, as a path an export reads from (a temp HF dir when the
 // fixture has one: appended to `cleanup`).
@@ -136,16 +137,19 @@ TEST_CASE("export chat: generation eos lists the end of turn first, then the mod
 
 TEST_CASE("export chat: our loader reads an export back to the template it was trained with and the same ids",
           "[export][chat]") {
+  std::set<std::string> covered;  // every template has a fixture here, so the transformers check covers it
   for (const char* name : kFixtures) {
     INFO(name);
     const ChatFixture fx(name);
     const fs::path& src = fx.tokenizer;
     const std::string& tmpl = fx.tmpl;
+    covered.insert(tmpl);
     const fs::path out = mt::test::temp_dir("export_tok");
     const mt::Tokenizer before = mt::Tokenizer::load(src);
     mt::write_tokenizer_files(before, src, tmpl, out);
     const mt::Tokenizer after = mt::Tokenizer::load(out);
     CHECK(mt::detect_chat_template(after) == tmpl);  // `generate --model final/` renders as training did
+    CHECK(mt::chat_template_from_model(after) == tmpl);  // and so does training on it with from_model
     CHECK(after.chat_template() == mt::test::read_json(out / "tokenizer_config.json")["chat_template"].get<std::string>());
     CHECK(mt::test::read_file(out / "chat_template.jinja") == after.chat_template());
     for (const auto& c : fx.cases) {
@@ -156,6 +160,8 @@ TEST_CASE("export chat: our loader reads an export back to the template it was t
     CHECK(mt::chat_end_of_turn_id(after, tmpl) == mt::chat_end_of_turn_id(before, tmpl));
     fs::remove_all(out);
   }
+  const auto& names = mt::chat_template_names();
+  CHECK(covered == std::set<std::string>(names.begin(), names.end()));
 }
 
 // Where transformers' tokenizer and ours may split the same text differently, so that
@@ -272,5 +278,15 @@ TEST_CASE("export chat: generate stops at the template's end of turn for instruc
   CHECK(run(mt::test::quoted(dir / "chat.jsonl") + " --stop-ids none")["finish_reason"] == "length");
   CHECK(run(mt::test::quoted(dir / "chat.jsonl") + " --stop-ids 128001")["generated_ids"].size() == 3);
   CHECK(run(mt::test::quoted(dir / "text.jsonl") + " --stop-ids 128009")["generated_ids"] == json::array({128009}));
+  // --template from_model: the tokenizer's own template, an error while the model has none (exit 1,
+  // naming what is missing and our templates), Llama 3.1's once its tokenizer_config.json holds it.
+  const auto none = mt::test::run_maintune(base + mt::test::quoted(dir / "chat.jsonl") + " --template from_model");
+  INFO(none.output);
+  CHECK(none.exit_code == 1);
+  CHECK(none.output.find("no chat_template") != std::string::npos);
+  CHECK(none.output.find("qwen2.5") != std::string::npos);
+  const mt::Tokenizer tok = mt::Tokenizer::load(dir);
+  mt::test::write_file(dir / "tokenizer_config.json", json{{"chat_template", mt::chat_template_jinja(tok, "llama3.1")}}.dump());
+  CHECK(run(mt::test::quoted(dir / "chat.jsonl") + " --template from_model")["generated_ids"] == json::array({128009}));
   fs::remove_all(dir);
 }

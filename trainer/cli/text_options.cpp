@@ -18,7 +18,9 @@ std::vector<OptionSpec> text_options() {
   return {
       {"tokenizer", true, "tokenizer dir or file, for text inputs",
        "the --model directory, or a checkpoint's run's tokenizer"},
-      {"template", true, fmt::format("chat template for instruction inputs: {}", fmt::join(chat_template_names(), ", ")),
+      {"template", true,
+       fmt::format("chat template for instruction inputs: {}, or from_model (the tokenizer's own, when it is one "
+                   "of those)", fmt::join(chat_template_names(), ", ")),
        "a checkpoint's run's, else detected from the tokenizer"},
   };
 }
@@ -34,7 +36,7 @@ TextSetup load_text_setup(const Args& args, const TextDefaults& defaults) {
     return setup;
   }
   setup.context.tokenizer = setup.tokenizer.get();
-  if (args.has("template")) setup.context.chat_template = args.get("template");
+  if (args.has("template")) setup.context.chat_template = resolve_chat_template(*setup.tokenizer, args.get("template"));
   else if (!defaults.chat_template.empty()) setup.context.chat_template = defaults.chat_template;
   else setup.context.chat_template = detect_chat_template(*setup.tokenizer);
   return setup;

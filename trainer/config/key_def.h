@@ -86,8 +86,8 @@ inline ValueSpec list_of(std::vector<std::string> choices) {
   s.choices = std::move(choices);
   return s;
 }
-inline std::vector<std::string> with_auto(std::vector<std::string> names) {
-  names.insert(names.begin(), "auto");
+inline std::vector<std::string> with_auto_and_from_model(std::vector<std::string> names) {
+  names.insert(names.begin(), {"auto", "from_model"});
   return names;
 }
 inline ValueSpec one_of(std::vector<std::string> choices, std::vector<std::pair<std::string, std::string>> aliases = {}) {

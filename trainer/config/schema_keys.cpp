@@ -115,8 +115,10 @@ const std::vector<KeyDef<PipelineConfig>>& config_keys() {
           "Fraction of the training examples held out for eval when data.eval_sources is empty; 0 = no eval.",
           kFixed),
       train_key(kSeed, "data.template", [](auto& c) -> auto& { return c.data.template_name; },
-          one_of(with_auto(chat_template_names())),
-          "Chat template; auto = detected from the tokenizer.", kFixed),
+          one_of(with_auto_and_from_model(chat_template_names())),
+          "Chat template; auto = detected from the tokenizer; from_model = the model's own chat_template, which "
+          "must be one of these templates' official Jinja (else an error).",
+          kFixed),
       train_key(kSeed, MT_KEY(data, max_len), at_least(2), "Packed row length in tokens; no example is longer.", kFixed),
       train_key(kSeed, MT_KEY(data, packing), one_of({"first_fit", "sequential", "none"}),
           "Examples into rows: first_fit (densest), sequential (in order), none (one example per row).",

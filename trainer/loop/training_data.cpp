@@ -15,8 +15,9 @@ namespace mt {
 namespace fs = std::filesystem;
 
 std::string run_chat_template(const TrainConfig& config, const fs::path& tokenizer_path) {
-  if (config.data.template_name != "auto") return config.data.template_name;
-  return detect_chat_template(Tokenizer::load(tokenizer_path));
+  const std::string& name = config.data.template_name;
+  if (name != "auto" && name != "from_model") return name;
+  return resolve_chat_template(Tokenizer::load(tokenizer_path), name);
 }
 
 namespace {

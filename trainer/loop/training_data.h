@@ -37,8 +37,9 @@ struct TrainingData {
 
 // Tokenizes or opens the caches of data.sources and data.eval_sources (under data.cache_dir, else
 // RUN/cache). A token id outside the model's vocabulary is an mt::Error naming the tokenizer.
-// The chat template a run renders its examples with: data.template, or the one detected from the
-// tokenizer for "auto" ("" when none can be told).
+// The chat template a run renders its examples with: data.template, the one detected from the
+// tokenizer for "auto" ("" when none can be told), the tokenizer's own for "from_model" (an
+// mt::Error when it is none of ours: resolve_chat_template).
 std::string run_chat_template(const TrainConfig& config, const std::filesystem::path& tokenizer_path);
 
 // Where the token caches go: a run's (data.cache_dir, else RUN/cache), or only a configured

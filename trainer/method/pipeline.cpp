@@ -67,7 +67,7 @@ PipelineOutcome run_pipeline(const PipelineConfig& config, bool resume) {
     const PipelineConfig& c = ctx.config;
     ctx.tokenizer_path = c.model.tokenizer.empty() ? fs::path(c.model.path) : fs::path(c.model.tokenizer);
     ctx.tok = Tokenizer::load(ctx.tokenizer_path);
-    ctx.chat_template = c.data.template_name == "auto" ? detect_chat_template(*ctx.tok) : c.data.template_name;
+    ctx.chat_template = resolve_chat_template(*ctx.tok, c.data.template_name);
     if (ctx.chat_template.empty())
       throw Error(fmt::format("{}: cannot tell the chat template from the tokenizer; set data.template",
                               ctx.tokenizer_path.string()));
