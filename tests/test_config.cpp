@@ -312,7 +312,7 @@ TEST_CASE("config: errors name FILE:LINE:COL, the key and what is wrong", "[conf
   // Not YAML, or not one document.
   require_text_error("training:\n  seed: [1, 2\n", {"run.yaml:3:1: invalid YAML: end of sequence flow not found"});
   require_text_error("training:\n\tseed: 1\n", {"run.yaml:", "invalid YAML"});
-  require_text_error("training: {seed: 1}\n---\nmodel: {}\n", {"run.yaml:3:1: a second YAML document"});
+  require_text_error("training: {seed: 1}\n---\nmodel: {}\n", {"run.yaml:2:1: a second YAML document"});  // at its "---"
   // Cross-key rules.
   require_text_error("data:\n  eval_fraction: 0.1\n  eval_sources: [e.jsonl]\n",
                      {"run.yaml: data.eval_fraction (0.1) and data.eval_sources are both set"});
