@@ -182,18 +182,29 @@ Backend load_model_file(const fs::path& file) {
   return b;
 }
 
+// True when the optional file `file` of a tokenizer directory is there. One that is there but is no
+// regular file (a FIFO would block the read forever, a directory has no bytes) is an mt::Error
+// naming it, never skipped: the tokenizer would silently be another one.
+bool optional_tokenizer_file(const fs::path& file) {
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(file, ec);
+  if (ec || !fs::exists(st)) return false;
+  check_regular_file(file, "tokenizer file");
+  return true;
+}
+
 // The model file of a HF directory, or the one file given.
 Backend load_backend(const fs::path& path, bool is_dir) {
-  std::error_code ec;
   if (is_dir) {
     const fs::path tj = path / "tokenizer.json", tm = path / "tokenizer.model";
-    const bool has_tj = fs::is_regular_file(tj, ec), has_tm = fs::exists(tm, ec);
+    const bool has_tj = optional_tokenizer_file(tj), has_tm = optional_tokenizer_file(tm);
     // Prefer tokenizer.json when it is byte-level BPE; a SentencePiece-style tokenizer.json
     // (LLaMA-2, Mistral) is the HF conversion of tokenizer.model, which we read instead.
     if (has_tj && (!has_tm || inspect_tokenizer_json(tj).is_byte_level_bpe())) return load_json_bpe(tj);
     if (has_tm) return load_model_file(tm);
     throw Error(fmt::format("{}: no tokenizer.json or tokenizer.model in this directory", path.string()));
   }
+  check_regular_file(path, "tokenizer file");
   if (looks_like_json(path)) return load_json_bpe(path);
   return load_model_file(path);
 }
@@ -351,15 +362,15 @@ Tokenizer Tokenizer::load(const fs::path& path) {
   tok.special_ = model_special_tokens(b);
 
   const fs::path cfg_path = dir / "tokenizer_config.json";
-  if (is_dir && fs::is_regular_file(cfg_path, ec)) {
+  if (is_dir && optional_tokenizer_file(cfg_path)) {
     apply_tokenizer_config(tok, b, cfg_path, tok.special_, &tok.chat_template_);
     if (!tok.chat_template_.empty()) tok.chat_template_file_ = cfg_path;
   }
   const fs::path map_path = dir / "special_tokens_map.json";
-  if (is_dir && fs::is_regular_file(map_path, ec))  // loaded after the config and wins, as in HF
+  if (is_dir && optional_tokenizer_file(map_path))  // loaded after the config and wins, as in HF
     apply_special_tokens_map(tok, map_path, tok.special_);
   const fs::path jinja_path = dir / "chat_template.jinja";
-  if (is_dir && tok.chat_template_.empty() && fs::is_regular_file(jinja_path, ec)) {
+  if (is_dir && tok.chat_template_.empty() && optional_tokenizer_file(jinja_path)) {
     tok.chat_template_ = read_file(jinja_path);
     tok.chat_template_file_ = jinja_path;
   }

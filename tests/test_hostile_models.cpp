@@ -12,6 +12,7 @@
 #include "models/hf_config.h"
 #include "models/read_file.h"
 #include "models/safetensors.h"
+#include "tests/run_fixtures.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -113,5 +114,32 @@ TEST_CASE("hostile models: a directory or FIFO in place of a file is refused, ne
   CHECK(r.exit_code == 1);
   CHECK(r.output.find("model.safetensors") != std::string::npos);
   CHECK(r.output.find("not a regular file") != std::string::npos);
+
+  // Tokenizer files: a FIFO given as the file, or in a tokenizer directory in place of any file it
+  // reads (the model file, or an optional config that would silently change the tokenizer).
+  mt::test::write_file(dir / "texts.jsonl", "{\"text\": \"hi\"}\n");
+  const auto tokenize = [&](const fs::path& tokenizer) {
+    return mt::test::run_command("timeout 20 '" + std::string(MT_MAINTUNE_EXE) + "' tokenize --tokenizer " +
+                                 mt::test::quoted(tokenizer) + " --data " + mt::test::quoted(dir / "texts.jsonl"));
+  };
+  const fs::path tok_fifo = dir / "tokenizer.model";
+  REQUIRE(::mkfifo(tok_fifo.c_str(), 0600) == 0);
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                           "chat_template.jinja"}) {
+    INFO(name);
+    const fs::path tdir = dir / (std::string("tok_") + name);
+    fs::create_directories(tdir);
+    if (std::string(name) != "tokenizer.json") fs::copy_file(mt::test::tiny_model_dir() / "tokenizer.json", tdir / "tokenizer.json");
+    REQUIRE(::mkfifo((tdir / name).c_str(), 0600) == 0);
+    const auto t = tokenize(tdir);
+    INFO(t.output);
+    CHECK(t.exit_code == 1);
+    CHECK(t.output.find((tdir / name).string()) != std::string::npos);
+    CHECK(t.output.find("not a regular file") != std::string::npos);
+  }
+  const auto single = tokenize(tok_fifo);
+  INFO(single.output);
+  CHECK(single.exit_code == 1);
+  CHECK(single.output.find("not a regular file") != std::string::npos);
   fs::remove_all(dir);
 }
