@@ -74,13 +74,7 @@ CommandModel load_model_from_args(const Args& args, const ModelSource& source, b
   }
   const CheckpointModel ckpt = load_checkpoint_model(source.path.dir);
   out.loaded = checkpoint_as_loaded_model(ckpt, device, dtype);
-  if (with_scorer && ckpt.scorer.defined()) {
-    AlignmentScorer s = ckpt.scorer;
-    s.instruction_proj = s.instruction_proj.to(device);
-    s.response_proj = s.response_proj.to(device);
-    s.logit_scale = s.logit_scale.to(device);
-    out.scorer = s;
-  }
+  if (with_scorer && ckpt.scorer.defined()) out.scorer = alignment_scorer_on(ckpt.scorer, device);
   return out;
 }
 

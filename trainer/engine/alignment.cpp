@@ -91,7 +91,11 @@ std::optional<AlignmentScorer> load_alignment_scorer(const fs::path& model_dir, 
     throw Error(fmt::format("{}: no 'pooling' in the metadata (mean or last)", file.string()));
   if (it->second != "mean" && it->second != "last")
     throw Error(fmt::format("{}: metadata pooling '{}' is neither mean nor last", file.string(), it->second));
-  AlignmentScorer s = alignment_scorer_from_tensors(tensors, hidden, it->second, file.string());
+  return alignment_scorer_on(alignment_scorer_from_tensors(tensors, hidden, it->second, file.string()), device);
+}
+
+AlignmentScorer alignment_scorer_on(const AlignmentScorer& scorer, const c10::Device& device) {
+  AlignmentScorer s = scorer;
   s.instruction_proj = s.instruction_proj.to(device);
   s.response_proj = s.response_proj.to(device);
   s.logit_scale = s.logit_scale.to(device);

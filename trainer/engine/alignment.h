@@ -52,6 +52,9 @@ AlignmentScorer init_alignment_scorer(int64_t hidden, int64_t dim, double temper
 AlignmentScorer alignment_scorer_from_tensors(const std::map<std::string, at::Tensor>& tensors, int64_t hidden,
                                               const std::string& pooling, const std::string& source);
 
+// The same heads on `device`.
+AlignmentScorer alignment_scorer_on(const AlignmentScorer& scorer, const c10::Device& device);
+
 // model_dir/alignment_scorer.safetensors (fp32, pooling in the metadata), written atomically.
 void save_alignment_scorer(const AlignmentScorer& scorer, const std::filesystem::path& model_dir);
 // Reads it; nullopt when the file does not exist. A damaged file is an mt::Error naming it.
